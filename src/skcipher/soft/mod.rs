@@ -1,0 +1,107 @@
+//! The in-process backend: RustCrypto `aes` (AES-NI/VAES detected at run time,
+//! a constant-time bitsliced fallback otherwise) under our own mode code.
+
+pub(crate) mod aes_any;
+mod cbc;
+mod xts;
+
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes::Aes256;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::alg::{AlgInfo, Mode};
+use super::backend::{Direction, KeyedCipher};
+use super::error::SkcipherError;
+use aes_any::{with_aes, AesKey};
+
+/// A keyed soft instance. Every field is a key schedule that wipes itself on drop.
+pub enum SoftCipher {
+    Xts { data: AesKey, tweak: AesKey },
+    Cbc(AesKey),
+    Ecb(AesKey),
+    Cts(AesKey),
+    Essiv { data: AesKey, salt: Box<Aes256> },
+}
+
+impl SoftCipher {
+    /// `key` has passed `AlgInfo::check_key`.
+    pub fn new(alg: &AlgInfo, key: &[u8]) -> Self {
+        match alg.mode {
+            Mode::Xts => {
+                let (k1, k2) = key.split_at(key.len() / 2);
+                Self::Xts {
+                    data: AesKey::new(k1),
+                    tweak: AesKey::new(k2),
+                }
+            }
+            Mode::Cbc => Self::Cbc(AesKey::new(key)),
+            Mode::Ecb => Self::Ecb(AesKey::new(key)),
+            Mode::CtsCbc => Self::Cts(AesKey::new(key)),
+            Mode::EssivCbc => {
+                let salt = Zeroizing::new(<[u8; 32]>::from(Sha256::digest(key)));
+                let salt_cipher = Aes256::new(&(*salt).into());
+                Self::Essiv {
+                    data: AesKey::new(key),
+                    salt: Box::new(salt_cipher),
+                }
+            }
+        }
+    }
+
+    pub fn hardware_accelerated() -> bool {
+        aes::hardware_accelerated()
+    }
+}
+
+fn ecb<C: BlockCipherEncrypt + BlockCipherDecrypt>(c: &C, dir: Direction, buf: &mut [u8])
+where
+    C: aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
+{
+    let (blocks, _) = aes::Block::slice_as_chunks_mut(buf);
+    match dir {
+        Direction::Encrypt => c.encrypt_blocks(blocks),
+        Direction::Decrypt => c.decrypt_blocks(blocks),
+    }
+}
+
+impl KeyedCipher for SoftCipher {
+    fn crypt_in_place(
+        &self,
+        dir: Direction,
+        iv: &[u8],
+        buf: &mut [u8],
+    ) -> Result<(), SkcipherError> {
+        use Direction::{Decrypt, Encrypt};
+        match (self, dir) {
+            (Self::Xts { data, tweak }, Encrypt) => {
+                with_aes!(data, d => with_aes!(tweak, t => xts::encrypt(d, t, iv, buf)))
+            }
+            (Self::Xts { data, tweak }, Decrypt) => {
+                with_aes!(data, d => with_aes!(tweak, t => xts::decrypt(d, t, iv, buf)))
+            }
+            (Self::Cbc(k), Encrypt) => with_aes!(k, c => cbc::cbc_encrypt(c, iv, buf)),
+            (Self::Cbc(k), Decrypt) => with_aes!(k, c => cbc::cbc_decrypt(c, iv, buf)),
+            (Self::Ecb(k), dir) => with_aes!(k, c => ecb(c, dir, buf)),
+            (Self::Cts(k), Encrypt) => with_aes!(k, c => cbc::cts_encrypt(c, iv, buf)),
+            (Self::Cts(k), Decrypt) => with_aes!(k, c => cbc::cts_decrypt(c, iv, buf)),
+            (Self::Essiv { data, salt }, dir) => {
+                let real_iv = cbc::essiv_iv(salt.as_ref(), iv);
+                match dir {
+                    Encrypt => with_aes!(data, c => cbc::cbc_encrypt(c, &real_iv, buf)),
+                    Decrypt => with_aes!(data, c => cbc::cbc_decrypt(c, &real_iv, buf)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn driver(&self) -> String {
+        let engine = if aes::hardware_accelerated() {
+            "AES-NI/VAES"
+        } else {
+            "bitsliced software AES"
+        };
+        format!("cipherfs soft ({engine})")
+    }
+}
