@@ -20,9 +20,11 @@ use super::error::SkcipherError;
 /// by default): 64 KiB stays well inside it.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
-/// Data per sendmsg: one scatterlist of the kernel's (ALG_MAX_PAGES = 16 pages).
-/// Larger requests go out as several buffers joined by MSG_MORE.
-const SEND_CHUNK: usize = 16 * 4096;
+/// Data per sendmsg. Requests larger than this go out as several buffers
+/// joined by MSG_MORE, which the kernel gathers into one cipher request; the
+/// size keeps each call's page pinning small (the kernel pins 16 pages per
+/// scatterlist at most).
+pub const SEND_CHUNK: usize = 4 * 4096;
 
 /// Operation sockets kept for reuse; beyond this they are closed after use.
 const POOL_MAX: usize = 64;

@@ -105,7 +105,7 @@ impl KeyedCipher for SoftCipher {
 
     fn driver(&self) -> String {
         let engine = if aes::hardware_accelerated() {
-            "AES-NI/VAES"
+            "hardware AES: AES-NI, VAES where present"
         } else {
             "bitsliced software AES"
         };
