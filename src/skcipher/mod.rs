@@ -28,6 +28,7 @@ mod request;
 mod select;
 pub mod selftest;
 pub mod soft;
+mod wait;
 
 use std::sync::{Arc, RwLock};
 
@@ -37,6 +38,7 @@ pub use engine::workers as async_workers;
 pub use error::SkcipherError;
 pub use request::{Completion, SkcipherRequest, MAX_IV};
 pub use select::{select, Selection};
+pub use wait::BatchWait;
 
 /// A cipher handle (the kernel's `struct crypto_skcipher`, a "tfm").
 pub struct Skcipher {
