@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
     long_about = "cipherfs encrypts files sector by sector (xts(aes) or essiv(cbc(aes),sha256)) \
 through a cipher layer modelled on the Linux kernel's skcipher API, with two backends: \
 soft (in-process AES-NI/VAES) and afalg (the running kernel's crypto through AF_ALG sockets).\n\n\
+This version has the cipher layer and its tools (speed, backends); creating and \
+mounting encrypted directories (init, mount) is not implemented yet.\n\n\
 See cipherfs(1)."
 )]
 pub struct Cli {

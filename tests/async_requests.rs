@@ -176,3 +176,26 @@ fn synchronous_requests_work_in_place_and_between_buffers() {
     a.decrypt().unwrap();
     assert_eq!(a.dst(), &pt[..]);
 }
+
+#[test]
+fn batch_wait_returns_once_every_request_completed() {
+    use cipherfs::skcipher::BatchWait;
+    for backend in common::backends("batch_wait_returns_once_every_request_completed") {
+        let tfm = Skcipher::alloc("xts(aes)", backend).unwrap();
+        tfm.setkey(&Rng::new(8).key(64)).unwrap();
+        let wait = Arc::new(BatchWait::new());
+        assert!(wait.wait().is_empty(), "an empty batch must not block");
+        let n = 1000;
+        wait.add(n);
+        for i in 0..n as u64 {
+            let mut req = SkcipherRequest::new(&tfm, i);
+            req.set_crypt(None, vec![1; 512], &sector_iv(i));
+            let w = Arc::clone(&wait);
+            req.submit(Direction::Encrypt, move |r, res| w.complete((r.ctx, res.is_ok())));
+        }
+        let mut got = wait.wait();
+        assert_eq!(got.len(), n, "{backend}");
+        got.sort();
+        assert!(got.iter().enumerate().all(|(i, &(id, ok))| id == i as u64 && ok), "{backend}");
+    }
+}
