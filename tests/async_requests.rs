@@ -191,11 +191,18 @@ fn batch_wait_returns_once_every_request_completed() {
             let mut req = SkcipherRequest::new(&tfm, i);
             req.set_crypt(None, vec![1; 512], &sector_iv(i));
             let w = Arc::clone(&wait);
-            req.submit(Direction::Encrypt, move |r, res| w.complete((r.ctx, res.is_ok())));
+            req.submit(Direction::Encrypt, move |r, res| {
+                w.complete((r.ctx, res.is_ok()))
+            });
         }
         let mut got = wait.wait();
         assert_eq!(got.len(), n, "{backend}");
         got.sort();
-        assert!(got.iter().enumerate().all(|(i, &(id, ok))| id == i as u64 && ok), "{backend}");
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(i, &(id, ok))| id == i as u64 && ok),
+            "{backend}"
+        );
     }
 }
