@@ -1,5 +1,9 @@
 //! cipherfs: an encrypted overlay filesystem whose crypto runs in-process or in
 //! the Linux kernel. This crate holds the layers; `main.rs` is the command line.
 
+// `unsafe` is allowed only at the AF_ALG syscall boundary (skcipher/afalg/sys.rs).
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod skcipher;
 pub mod speed;

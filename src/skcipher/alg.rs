@@ -129,7 +129,7 @@ impl AlgInfo {
 
     pub fn check_len(&self, len: usize) -> Result<(), SkcipherError> {
         match self.len_rule {
-            LenRule::BlockMultiple if len % self.blocksize != 0 => {
+            LenRule::BlockMultiple if !len.is_multiple_of(self.blocksize) => {
                 Err(SkcipherError::LengthNotBlockMultiple {
                     alg: self.name,
                     len,

@@ -4,6 +4,7 @@
 //! so parallel requests never queue behind one socket.
 
 pub mod proc_crypto;
+#[allow(unsafe_code)]
 mod sys;
 
 use std::io;

@@ -4,6 +4,8 @@
 pub(crate) mod aes_any;
 mod cbc;
 mod xts;
+#[cfg(target_arch = "x86_64")]
+mod xts_vaes;
 
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::Aes256;
@@ -20,22 +22,58 @@ use aes_any::{with_aes, AesKey};
 // a pointer chase to every request.
 #[allow(clippy::large_enum_variant)]
 pub enum SoftCipher {
-    Xts { data: AesKey, tweak: AesKey },
+    Xts {
+        data: AesKey,
+        tweak: AesKey,
+        /// The VAES/AVX-512 path's schedules, when this CPU can run it.
+        #[cfg(target_arch = "x86_64")]
+        fast: Option<Box<xts_vaes::XtsKeys>>,
+    },
     Cbc(AesKey),
     Ecb(AesKey),
     Cts(AesKey),
-    Essiv { data: AesKey, salt: Box<Aes256> },
+    Essiv {
+        data: AesKey,
+        salt: Box<Aes256>,
+    },
 }
 
 impl SoftCipher {
     /// `key` has passed `AlgInfo::check_key`.
     pub fn new(alg: &AlgInfo, key: &[u8]) -> Self {
+        Self::build(alg, key, true)
+    }
+
+    /// The same cipher without the CPU-specific XTS path, so tests can hold
+    /// the portable path to the same reference on machines that have both.
+    #[doc(hidden)]
+    pub fn new_portable(alg: &AlgInfo, key: &[u8]) -> Self {
+        Self::build(alg, key, false)
+    }
+
+    /// Whether XTS on this instance runs the VAES/AVX-512 path.
+    pub fn xts_fast_path(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Self::Xts { fast: Some(_), .. } = self {
+            return true;
+        }
+        false
+    }
+
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn build(alg: &AlgInfo, key: &[u8], allow_fast: bool) -> Self {
         match alg.mode {
             Mode::Xts => {
                 let (k1, k2) = key.split_at(key.len() / 2);
                 Self::Xts {
                     data: AesKey::new(k1),
                     tweak: AesKey::new(k2),
+                    #[cfg(target_arch = "x86_64")]
+                    fast: if allow_fast {
+                        xts_vaes::new_keys(key)
+                    } else {
+                        None
+                    },
                 }
             }
             Mode::Cbc => Self::Cbc(AesKey::new(key)),
@@ -91,7 +129,14 @@ impl KeyedCipher for SoftCipher {
     ) -> Result<(), SkcipherError> {
         use Direction::{Decrypt, Encrypt};
         match (self, dir) {
-            (Self::Xts { data, tweak }, dir) => xts_dispatch(data, tweak, dir, iv, buf),
+            #[cfg(target_arch = "x86_64")]
+            (
+                Self::Xts {
+                    fast: Some(fast), ..
+                },
+                dir,
+            ) if xts_vaes::run(fast, dir == Encrypt, iv, buf) => {}
+            (Self::Xts { data, tweak, .. }, dir) => xts_dispatch(data, tweak, dir, iv, buf),
             (Self::Cbc(k), Encrypt) => with_aes!(k, c => cbc::cbc_encrypt(c, iv, buf)),
             (Self::Cbc(k), Decrypt) => with_aes!(k, c => cbc::cbc_decrypt(c, iv, buf)),
             (Self::Ecb(k), dir) => with_aes!(k, c => ecb(c, dir, buf)),
@@ -109,7 +154,9 @@ impl KeyedCipher for SoftCipher {
     }
 
     fn driver(&self) -> String {
-        let engine = if aes::hardware_accelerated() {
+        let engine = if self.xts_fast_path() {
+            "VAES/AVX-512 XTS"
+        } else if aes::hardware_accelerated() {
             "hardware AES: AES-NI, VAES where present"
         } else {
             "bitsliced software AES"
