@@ -30,7 +30,9 @@ pub mod selftest;
 pub mod soft;
 mod wait;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 pub use alg::{AlgInfo, ALGORITHMS};
 pub use backend::{Backend, BackendChoice, Direction, KeyedCipher};
@@ -45,9 +47,29 @@ pub struct Skcipher {
     alg: &'static AlgInfo,
     backend: Backend,
     /// `None` until a setkey succeeds, and again after one fails (the kernel's
-    /// CRYPTO_TFM_NEED_KEY). In-flight requests hold their own `Arc`, so a
-    /// setkey never changes the key under a running request.
-    keyed: RwLock<Option<Arc<dyn KeyedCipher>>>,
+    /// CRYPTO_TFM_NEED_KEY). A running request holds a guard on the instance it
+    /// started with, so a setkey never changes the key under it. `ArcSwap`
+    /// rather than a lock: reading it writes no shared cache line, which
+    /// measured as the main cost of a 4 KiB async request on 2 CPUs.
+    keyed: ArcSwapOption<Keyed>,
+}
+
+/// A keyed instance of either backend.
+// One per handle, already behind an Arc: boxing the soft variant would only
+// add a pointer chase to every request.
+#[allow(clippy::large_enum_variant)]
+enum Keyed {
+    Soft(soft::SoftCipher),
+    Afalg(afalg::AfalgCipher),
+}
+
+impl Keyed {
+    fn get(&self) -> &dyn KeyedCipher {
+        match self {
+            Keyed::Soft(k) => k,
+            Keyed::Afalg(k) => k,
+        }
+    }
 }
 
 impl Skcipher {
@@ -61,7 +83,7 @@ impl Skcipher {
         Ok(Arc::new(Self {
             alg,
             backend,
-            keyed: RwLock::new(None),
+            keyed: ArcSwapOption::empty(),
         }))
     }
 
@@ -95,25 +117,19 @@ impl Skcipher {
 
     /// Sets the key. A failed setkey leaves the handle without a key.
     pub fn setkey(&self, key: &[u8]) -> Result<(), SkcipherError> {
-        let mut slot = self.keyed.write().unwrap_or_else(|e| e.into_inner());
-        *slot = None;
+        self.keyed.store(None);
         self.alg.check_key(key)?;
-        let keyed: Arc<dyn KeyedCipher> = match self.backend {
-            Backend::Soft => Arc::new(soft::SoftCipher::new(self.alg, key)),
-            Backend::Afalg => Arc::new(afalg::AfalgCipher::new(self.alg, key)?),
+        let keyed = match self.backend {
+            Backend::Soft => Keyed::Soft(soft::SoftCipher::new(self.alg, key)),
+            Backend::Afalg => Keyed::Afalg(afalg::AfalgCipher::new(self.alg, key)?),
         };
-        *slot = Some(keyed);
+        self.keyed.store(Some(Arc::new(keyed)));
         Ok(())
     }
 
     /// What serves this handle: our soft engine, or the kernel driver from `/proc/crypto`.
     pub fn driver(&self) -> Option<String> {
-        self.keyed().ok().map(|k| k.driver())
-    }
-
-    fn keyed(&self) -> Result<Arc<dyn KeyedCipher>, SkcipherError> {
-        let slot = self.keyed.read().unwrap_or_else(|e| e.into_inner());
-        slot.as_ref().cloned().ok_or(SkcipherError::NoKey)
+        self.keyed.load().as_ref().map(|k| k.get().driver())
     }
 
     fn check(&self, iv: &[u8], len: usize) -> Result<(), SkcipherError> {
@@ -128,7 +144,9 @@ impl Skcipher {
         buf: &mut [u8],
     ) -> Result<(), SkcipherError> {
         self.check(iv, buf.len())?;
-        self.keyed()?.crypt_in_place(dir, iv, buf)
+        let keyed = self.keyed.load();
+        let k = keyed.as_ref().ok_or(SkcipherError::NoKey)?;
+        k.get().crypt_in_place(dir, iv, buf)
     }
 
     pub(crate) fn crypt(
@@ -145,7 +163,9 @@ impl Skcipher {
             });
         }
         self.check(iv, src.len())?;
-        self.keyed()?.crypt(dir, iv, src, dst)
+        let keyed = self.keyed.load();
+        let k = keyed.as_ref().ok_or(SkcipherError::NoKey)?;
+        k.get().crypt(dir, iv, src, dst)
     }
 
     /// Synchronous in-place encryption of one request's worth of data.

@@ -105,20 +105,21 @@ impl<C: Send + 'static> SkcipherRequest<C> {
         dir: Direction,
         done: impl FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>) + Send + 'static,
     ) {
+        // One allocation per request: the job and its callback travel together.
         let mut job = AsyncJob {
             req: Some(self),
-            done: Some(Box::new(done)),
+            done: Some(done),
         };
         engine::spawn(Box::new(move || job.run(dir)));
     }
 }
 
-struct AsyncJob<C> {
+struct AsyncJob<C, F: FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>)> {
     req: Option<SkcipherRequest<C>>,
-    done: Option<Completion<C>>,
+    done: Option<F>,
 }
 
-impl<C> AsyncJob<C> {
+impl<C, F: FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>)> AsyncJob<C, F> {
     fn run(&mut self, dir: Direction) {
         let Some(mut req) = self.req.take() else {
             return;
@@ -131,7 +132,7 @@ impl<C> AsyncJob<C> {
     }
 }
 
-impl<C> Drop for AsyncJob<C> {
+impl<C, F: FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>)> Drop for AsyncJob<C, F> {
     /// A job dropped without running (queue gone) still completes, as cancelled.
     fn drop(&mut self) {
         if let (Some(req), Some(done)) = (self.req.take(), self.done.take()) {
