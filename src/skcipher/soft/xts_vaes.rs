@@ -139,6 +139,14 @@ impl ZeroizeVectors for [__m128i; 15] {
     }
 }
 
+/// Overwrites round keys loaded into locals, so no schedule outlives the call
+/// on the stack; `black_box` keeps the compiler from dropping the stores as dead.
+#[target_feature(enable = "aes,sse2")]
+fn wipe128(k: &mut [__m128i; 15]) {
+    k.iter_mut().for_each(|v| *v = _mm_setzero_si128());
+    core::hint::black_box(k);
+}
+
 /// Builds both schedules for a 32- or 64-byte XTS key (checked by the caller).
 #[target_feature(enable = "aes,sse2")]
 pub fn xts_keys(key: &[u8]) -> XtsKeys {
@@ -199,7 +207,11 @@ fn mul_step(t: __m512i, poly: __m512i) -> __m512i {
 
 #[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,aes,sse2")]
 fn bulk<const ENC: bool>(groups: &mut [u8], t: u128, k: &[__m128i; 15], rounds: usize) -> u128 {
-    let kk: [__m512i; 15] = k.map(|w| _mm512_broadcast_i32x4(w));
+    // Round keys are broadcast where they are used rather than kept in an
+    // array: the compiler holds them in registers, and no 960-byte copy of
+    // the schedule is left on the stack (measured faster too: 9.2 against
+    // 5.4-7.6 GB/s with the array, which the compiler spilled).
+    let kk = |i: usize| _mm512_broadcast_i32x4(k[i]);
     let poly = _mm512_set_epi64(0, 0x87, 0, 0x87, 0, 0x87, 0, 0x87);
     // Tweaks of the first group, lane by lane; later ones by mul_step.
     let mut first = [0u128; LANES * REGS];
@@ -214,9 +226,10 @@ fn bulk<const ENC: bool>(groups: &mut [u8], t: u128, k: &[__m128i; 15], rounds: 
     for group in groups.chunks_exact_mut(GROUP_BYTES) {
         let mut b: [__m512i; REGS] = core::array::from_fn(|r| {
             let v: __m512i = pod_read_unaligned(&group[r * 64..(r + 1) * 64]);
-            _mm512_xor_si512(_mm512_xor_si512(v, tw[r]), kk[0])
+            _mm512_xor_si512(_mm512_xor_si512(v, tw[r]), kk(0))
         });
-        for key in &kk[1..rounds] {
+        for i in 1..rounds {
+            let key = &kk(i);
             for v in b.iter_mut() {
                 *v = if ENC {
                     _mm512_aesenc_epi128(*v, *key)
@@ -227,9 +240,9 @@ fn bulk<const ENC: bool>(groups: &mut [u8], t: u128, k: &[__m128i; 15], rounds: 
         }
         for (r, v) in b.iter().enumerate() {
             let out = if ENC {
-                _mm512_aesenclast_epi128(*v, kk[rounds])
+                _mm512_aesenclast_epi128(*v, kk(rounds))
             } else {
-                _mm512_aesdeclast_epi128(*v, kk[rounds])
+                _mm512_aesdeclast_epi128(*v, kk(rounds))
             };
             group[r * 64..(r + 1) * 64].copy_from_slice(bytes_of(&_mm512_xor_si512(out, tw[r])));
         }
@@ -242,11 +255,12 @@ fn bulk<const ENC: bool>(groups: &mut [u8], t: u128, k: &[__m128i; 15], rounds: 
 
 #[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,aes,sse2")]
 fn crypt<const ENC: bool>(keys: &XtsKeys, iv: &[u8], buf: &mut [u8]) {
-    let tk = load_schedule(&keys.tweak.enc);
+    let mut tk = load_schedule(&keys.tweak.enc);
     let ivb: __m128i = cast(<[u8; 16]>::try_from(iv).unwrap_or_default());
     let mut t: u128 = cast(enc1(ivb, &tk, keys.tweak.rounds));
+    wipe128(&mut tk);
     let rounds = keys.data.rounds;
-    let k = load_schedule(if ENC { &keys.data.enc } else { &keys.data.dec });
+    let mut k = load_schedule(if ENC { &keys.data.enc } else { &keys.data.dec });
 
     let r = buf.len() % 16;
     let full = buf.len() / 16 - usize::from(r != 0);
@@ -260,9 +274,14 @@ fn crypt<const ENC: bool>(keys: &XtsKeys, iv: &[u8], buf: &mut [u8]) {
         one::<ENC>(block, t, &k, rounds);
         t = mul_alpha(t);
     }
-    if tail.is_empty() {
-        return;
+    if !tail.is_empty() {
+        steal::<ENC>(tail, t, &k, rounds);
     }
+    wipe128(&mut k);
+}
+
+#[target_feature(enable = "aes,sse2")]
+fn steal<const ENC: bool>(tail: &mut [u8], t: u128, k: &[__m128i; 15], rounds: usize) {
     // Ciphertext stealing (IEEE 1619 5.3): the last full block and the
     // partial one trade bytes; decryption uses the two tweaks the other way round.
     let (last_full, partial) = tail.split_at_mut(16);
@@ -271,12 +290,12 @@ fn crypt<const ENC: bool>(keys: &XtsKeys, iv: &[u8], buf: &mut [u8]) {
     } else {
         (mul_alpha(t), t)
     };
-    one::<ENC>(last_full, t_first, &k, rounds);
+    one::<ENC>(last_full, t_first, k, rounds);
     let mut stolen = [0u8; 16];
     stolen.copy_from_slice(last_full);
     stolen[..partial.len()].copy_from_slice(partial);
     partial.copy_from_slice(&last_full[..partial.len()]);
-    one::<ENC>(&mut stolen, t_second, &k, rounds);
+    one::<ENC>(&mut stolen, t_second, k, rounds);
     last_full.copy_from_slice(&stolen);
     stolen.zeroize();
 }
