@@ -5,5 +5,7 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod config;
+pub mod crypto;
 pub mod skcipher;
 pub mod speed;
