@@ -6,6 +6,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod config;
+pub mod content;
 pub mod crypto;
 pub mod skcipher;
 pub mod speed;

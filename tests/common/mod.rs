@@ -58,3 +58,5 @@ impl Rng {
         }
     }
 }
+
+pub mod independent;
