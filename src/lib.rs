@@ -8,5 +8,6 @@
 pub mod config;
 pub mod content;
 pub mod crypto;
+pub mod names;
 pub mod skcipher;
 pub mod speed;
