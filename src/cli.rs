@@ -1,6 +1,9 @@
 //! Command-line definitions (clap). Behaviour lives in the modules they call.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::builder::TypedValueParser;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -10,8 +13,7 @@ use clap::{Parser, Subcommand};
     long_about = "cipherfs encrypts files sector by sector (xts(aes) or essiv(cbc(aes),sha256)) \
 through a cipher layer modelled on the Linux kernel's skcipher API, with two backends: \
 soft (in-process AES-NI/VAES) and afalg (the running kernel's crypto through AF_ALG sockets).\n\n\
-This version has the cipher layer and its tools (speed, backends); creating and \
-mounting encrypted directories (init, mount) is not implemented yet.\n\n\
+Get started: `cipherfs init DIR`, then `cipherfs mount DIR MOUNTPOINT`.\n\n\
 See cipherfs(1)."
 )]
 pub struct Cli {
@@ -27,8 +29,87 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the password comes from (default: a prompt on the terminal).
+#[derive(Args, Debug, Clone)]
+pub struct PasswordArgs {
+    /// Read the password from FILE (its first line; a trailing newline is dropped).
+    #[arg(long, value_name = "FILE", conflicts_with = "extpass")]
+    pub passfile: Option<PathBuf>,
+    /// Run CMD with /bin/sh and use what it prints as the password.
+    #[arg(long, value_name = "CMD")]
+    pub extpass: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create a new cipher directory (it must exist and be empty).
+    Init {
+        /// The directory that will hold the encrypted files.
+        cipherdir: PathBuf,
+        /// Content cipher: xts-aes-256 (AES-256-XTS, the default), xts-aes-128, or essiv-aes-256 (AES-256-CBC-ESSIV).
+        #[arg(long, default_value = "xts-aes-256", value_parser = ["xts-aes-256", "xts-aes-128", "essiv-aes-256"])]
+        cipher: String,
+        /// Sector size in bytes.
+        #[arg(long, default_value_t = 4096, value_parser = clap::builder::PossibleValuesParser::new(["512", "1024", "2048", "4096"]).map(|s| s.parse::<u32>().unwrap_or(4096)))]
+        sector_size: u32,
+        /// Store names unencrypted (for debugging only).
+        #[arg(long)]
+        plaintext_names: bool,
+        /// Argon2id memory in MiB (default 64; values below 64 are for tests).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        kdf_memory_mib: u32,
+        /// Argon2id passes (default 3).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+        kdf_iterations: u32,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Mount CIPHERDIR on MOUNTPOINT, showing its plaintext.
+    Mount {
+        cipherdir: PathBuf,
+        mountpoint: PathBuf,
+        /// Stay in the foreground (by default the daemon detaches once the mount answers).
+        #[arg(short, long)]
+        foreground: bool,
+        /// Cipher backend: soft, afalg, or auto (see BACKEND SELECTION in cipherfs(1)).
+        #[arg(long, default_value = "auto", value_parser = ["soft", "afalg", "auto"])]
+        backend: String,
+        /// Mount read-only.
+        #[arg(long)]
+        ro: bool,
+        /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root).
+        #[arg(long)]
+        allow_other: bool,
+        /// Mount options, comma-separated: ro, rw, allow_other, backend=, passfile=, and FUSE options passed through.
+        #[arg(short = 'o', value_name = "OPTIONS")]
+        options: Vec<String>,
+        /// Mount with the raw master key (hex, as `info --show-masterkey` prints it) from FILE, or stdin for -.
+        #[arg(long, value_name = "FILE")]
+        masterkey_file: Option<PathBuf>,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Report readiness on stdout (used between cipherfs and its daemon).
+        #[arg(long, hide = true)]
+        ready_stdout: bool,
+    },
+    /// Print a cipher directory's settings (never the key, unless asked).
+    Info {
+        cipherdir: PathBuf,
+        /// Also print the master key, after asking for the password. Keep it offline.
+        #[arg(long)]
+        show_masterkey: bool,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Change the password (the master key stays; the config gets a fresh salt).
+    Passwd {
+        cipherdir: PathBuf,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Read the new password from FILE.
+        #[arg(long, value_name = "FILE")]
+        new_passfile: Option<PathBuf>,
+    },
     /// Measure cipher throughput on every backend that works here.
     Speed {
         /// Algorithm to measure, as NAME or NAME:KEYBYTES (repeatable); default:

@@ -5,9 +5,14 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cmd;
 pub mod config;
 pub mod content;
 pub mod crypto;
+pub mod exitcode;
+pub mod fs;
+pub mod fuse;
 pub mod names;
+pub mod password;
 pub mod skcipher;
 pub mod speed;

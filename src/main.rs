@@ -7,13 +7,173 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use cipherfs::cmd::{self, init::InitOptions, mount::MountOptions};
+use cipherfs::config::Config;
+use cipherfs::crypto::kdf::KdfParams;
+use cipherfs::exitcode::{self, Failure};
+use cipherfs::password;
 use cipherfs::skcipher::{self, alg, selftest, Backend, BackendChoice, Skcipher};
 use cipherfs::speed;
-use cli::{Cli, Command};
+use cli::{Cli, Command, PasswordArgs};
 
-/// Exit codes are a published contract (cipherfs(1)); never renumber them.
-const EXIT_USAGE: u8 = 2;
-const EXIT_CRYPTO: u8 = 20;
+const EXIT_USAGE: u8 = exitcode::USAGE;
+const EXIT_CRYPTO: u8 = exitcode::SELFTEST;
+
+fn source(p: &PasswordArgs) -> password::Source {
+    match (&p.passfile, &p.extpass) {
+        (Some(f), _) => password::Source::File(f.clone()),
+        (None, Some(c)) => password::Source::Command(c.clone()),
+        _ => password::Source::Prompt,
+    }
+}
+
+/// Applies `-o a,b=c` options over the flags (mount(8) style).
+fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure> {
+    for o in list
+        .iter()
+        .flat_map(|l| l.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        let (k, v) = o.split_once('=').map_or((o, None), |(k, v)| (k, Some(v)));
+        match (k, v) {
+            ("ro", None) => opts.read_only = true,
+            ("rw", None) => opts.read_only = false,
+            ("allow_other", None) => opts.allow_other = true,
+            ("default_permissions", None) => {}
+            ("backend", Some(b)) => {
+                opts.backend = b.parse().map_err(|e: String| Failure::new(EXIT_USAGE, e))?
+            }
+            ("passfile", Some(f)) => opts.password = password::Source::File(f.into()),
+            _ => opts.extra.push(o.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn cmd_info(
+    cipherdir: &std::path::Path,
+    show_master: bool,
+    pw: &PasswordArgs,
+) -> Result<(), Failure> {
+    let config = cmd::load_config(cipherdir)?;
+    let p = &config.params;
+    println!("format version   {}", p.format_version);
+    println!(
+        "content cipher   {} ({}-byte key)",
+        p.content_cipher, p.content_key_bytes
+    );
+    println!("sector size      {}", p.sector_size);
+    println!("names            {:?}", p.name_mode);
+    println!("features         {}", p.feature_flags.join(", "));
+    println!(
+        "kdf              {} m={} KiB t={} p={}",
+        p.kdf, p.kdf_params.memory_kib, p.kdf_params.iterations, p.kdf_params.parallelism
+    );
+    if show_master {
+        let master = cmd::unlock(&config, &source(pw))?;
+        println!("master key       {}", &*cmd::master_hex(&master));
+    }
+    Ok(())
+}
+
+fn cmd_passwd(
+    cipherdir: &std::path::Path,
+    pw: &PasswordArgs,
+    new_passfile: &Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
+    let config: Config = cmd::load_config(cipherdir)?;
+    let master = cmd::unlock(&config, &source(pw))?;
+    let new_source = match new_passfile {
+        Some(f) => password::Source::File(f.clone()),
+        None => password::Source::Prompt,
+    };
+    let new_pw = password::read(&new_source, "New password", true)
+        .map_err(|e| Failure::new(EXIT_USAGE, e))?;
+    config.rewrap(&master, &new_pw)?.save(cipherdir)?;
+    eprintln!("cipherfs: password changed");
+    Ok(())
+}
+
+fn run(command: &Command) -> Result<bool, Failure> {
+    match command {
+        Command::Speed {
+            algs,
+            backend,
+            size,
+            seconds,
+        } => {
+            cmd_speed(algs, backend, *size, *seconds).map_err(|e| Failure::new(EXIT_USAGE, e))?;
+            Ok(true)
+        }
+        Command::Backends { algs } => cmd_backends(algs).map_err(|e| Failure::new(EXIT_USAGE, e)),
+        Command::Init {
+            cipherdir,
+            cipher,
+            sector_size,
+            plaintext_names,
+            kdf_memory_mib,
+            kdf_iterations,
+            password,
+        } => {
+            let opts = InitOptions {
+                cipher: cipher.clone(),
+                sector_size: *sector_size,
+                plaintext_names: *plaintext_names,
+                kdf: KdfParams {
+                    memory_kib: kdf_memory_mib * 1024,
+                    iterations: *kdf_iterations,
+                    parallelism: KdfParams::DEFAULT.parallelism,
+                },
+                password: source(password),
+            };
+            cmd::init::run(cipherdir, &opts)?;
+            eprintln!(
+                "cipherfs: {} is ready. Mount it with: cipherfs mount {} MOUNTPOINT",
+                cipherdir.display(),
+                cipherdir.display()
+            );
+            Ok(true)
+        }
+        Command::Mount {
+            cipherdir,
+            mountpoint,
+            foreground,
+            backend,
+            ro,
+            allow_other,
+            options,
+            masterkey_file,
+            password,
+            ready_stdout,
+        } => {
+            let mut opts = MountOptions {
+                foreground: *foreground,
+                backend: backend
+                    .parse()
+                    .map_err(|e: String| Failure::new(EXIT_USAGE, e))?,
+                password: source(password),
+                masterkey_file: masterkey_file.clone(),
+                read_only: *ro,
+                allow_other: *allow_other,
+                extra: Vec::new(),
+                ready_stdout: *ready_stdout,
+            };
+            apply_options(&mut opts, options)?;
+            cmd::mount::run(cipherdir, mountpoint, &opts)?;
+            Ok(true)
+        }
+        Command::Info {
+            cipherdir,
+            show_masterkey,
+            password,
+        } => cmd_info(cipherdir, *show_masterkey, password).map(|_| true),
+        Command::Passwd {
+            cipherdir,
+            password,
+            new_passfile,
+        } => cmd_passwd(cipherdir, password, new_passfile).map(|_| true),
+    }
+}
 
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
@@ -131,21 +291,12 @@ fn selftest_key(info: &alg::AlgInfo) -> Vec<u8> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let result = match &cli.command {
-        Command::Speed {
-            algs,
-            backend,
-            size,
-            seconds,
-        } => cmd_speed(algs, backend, *size, *seconds).map(|_| true),
-        Command::Backends { algs } => cmd_backends(algs),
-    };
-    match result {
+    match run(&cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_CRYPTO),
-        Err(e) => {
-            eprintln!("cipherfs: {e}");
-            ExitCode::from(EXIT_USAGE)
+        Err(f) => {
+            eprintln!("cipherfs: {}", f.message);
+            ExitCode::from(f.code)
         }
     }
 }

@@ -182,6 +182,52 @@ impl NameCipher {
     }
 }
 
+/// Longest plaintext symlink target whose stored form fits the backing
+/// filesystem's PATH_MAX (4096 with the NUL): 16 IV bytes plus the padded
+/// target, base64url-encoded, must stay under 4096 bytes.
+pub const TARGET_MAX: usize = 3040;
+
+impl NameCipher {
+    /// A symlink target's stored form: base64url(IV || CTS-CBC(padded target))
+    /// with a random IV, so the link can move between directories.
+    pub fn encrypt_target(&self, target: &[u8]) -> Result<String, NameError> {
+        if target.is_empty() || target.contains(&0) {
+            return Err(NameError::BadByte);
+        }
+        if target.len() > TARGET_MAX {
+            return Err(NameError::TooLong(target.len()));
+        }
+        let Some(tfm) = &self.tfm else {
+            return Ok(String::from_utf8_lossy(target).into_owned());
+        };
+        let iv: [u8; 16] = crate::crypto::random_array()?;
+        let mut buf = Zeroizing::new(target.to_vec());
+        buf.resize(target.len().div_ceil(16).max(1) * 16, 0);
+        tfm.encrypt_in_place(&iv, &mut buf)?;
+        let mut out = iv.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(B64URL.encode(out))
+    }
+
+    pub fn decrypt_target(&self, stored: &[u8]) -> Result<Vec<u8>, NameError> {
+        let Some(tfm) = &self.tfm else {
+            return Ok(stored.to_vec());
+        };
+        let raw = B64URL.decode(stored).map_err(|_| NameError::Encoding)?;
+        if raw.len() < 32 || raw.len() % 16 != 0 {
+            return Err(NameError::Length(raw.len()));
+        }
+        let (iv, ct) = raw.split_at(16);
+        let mut buf = Zeroizing::new(ct.to_vec());
+        tfm.decrypt_in_place(iv, &mut buf)?;
+        let len = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        if len == 0 || buf.len() != len.div_ceil(16) * 16 || buf[..len].contains(&0) {
+            return Err(NameError::Garbage);
+        }
+        Ok(buf[..len].to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +319,25 @@ mod tests {
             c.decrypt(&B64URL.encode(&slash), &iv),
             Err(NameError::Garbage)
         ));
+    }
+
+    #[test]
+    fn symlink_targets_round_trip_and_fit_path_max() {
+        let c = cipher();
+        for t in [&b"/"[..], b"../a/b", &[b'x'; TARGET_MAX]] {
+            let s = c.encrypt_target(t).unwrap();
+            assert!(s.len() < 4096, "{}", s.len());
+            assert_eq!(c.decrypt_target(s.as_bytes()).unwrap(), t);
+        }
+        assert_ne!(
+            c.encrypt_target(b"/etc").unwrap(),
+            c.encrypt_target(b"/etc").unwrap()
+        );
+        assert!(matches!(
+            c.encrypt_target(&[b'x'; TARGET_MAX + 1]),
+            Err(NameError::TooLong(_))
+        ));
+        assert!(c.decrypt_target(b"not base64!").is_err());
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! `cipherfs init`: a new cipher directory with its config and root IV.
+
+use std::path::Path;
+
+use crate::config::{Config, NameMode, NewConfig};
+use crate::crypto::kdf::KdfParams;
+use crate::crypto::MasterKey;
+use crate::exitcode::{self, Failure};
+use crate::password;
+
+pub struct InitOptions {
+    pub cipher: String,
+    pub sector_size: u32,
+    pub plaintext_names: bool,
+    pub kdf: KdfParams,
+    pub password: password::Source,
+}
+
+/// The `--cipher` choices, as (name, kernel algorithm, key bytes).
+pub const CIPHER_CHOICES: &[(&str, &str, usize)] = &[
+    ("xts-aes-256", "xts(aes)", 64),
+    ("xts-aes-128", "xts(aes)", 32),
+    ("essiv-aes-256", "essiv(cbc(aes),sha256)", 32),
+];
+
+pub fn run(cipherdir: &Path, opts: &InitOptions) -> Result<(), Failure> {
+    let (_, alg, key_len) = CIPHER_CHOICES
+        .iter()
+        .find(|c| c.0 == opts.cipher)
+        .ok_or_else(|| {
+            Failure::new(exitcode::USAGE, format!("unknown cipher {:?}", opts.cipher))
+        })?;
+    if !cipherdir.is_dir() {
+        return Err(Failure::new(
+            exitcode::CIPHERDIR,
+            format!("{}: not a directory", cipherdir.display()),
+        ));
+    }
+    let non_empty = std::fs::read_dir(cipherdir)
+        .map_err(|e| Failure::new(exitcode::CIPHERDIR, format!("{}: {e}", cipherdir.display())))?
+        .next()
+        .is_some();
+    if non_empty {
+        return Err(Failure::new(
+            exitcode::CIPHERDIR,
+            format!(
+                "{}: not empty; init needs an empty directory",
+                cipherdir.display()
+            ),
+        ));
+    }
+    let new = NewConfig {
+        content_cipher: alg.to_string(),
+        content_key_bytes: *key_len,
+        sector_size: opts.sector_size,
+        name_mode: if opts.plaintext_names {
+            NameMode::Plaintext
+        } else {
+            NameMode::CtsCbc
+        },
+        kdf_params: opts.kdf,
+    };
+    let pw = password::read(&opts.password, "Choose a password", true)
+        .map_err(|e| Failure::new(exitcode::USAGE, e))?;
+    let master = MasterKey::generate().map_err(|e| Failure::new(exitcode::OTHER, e.to_string()))?;
+    let config = Config::create(&new, &pw, &master)?;
+    if !opts.plaintext_names {
+        let dir = std::fs::File::open(cipherdir)
+            .map_err(|e| Failure::new(exitcode::CIPHERDIR, e.to_string()))?;
+        crate::fs::write_diriv(&dir).map_err(|e| {
+            Failure::new(
+                exitcode::CIPHERDIR,
+                format!("cannot write the directory IV: {e:?}"),
+            )
+        })?;
+    }
+    config.save(cipherdir)?;
+    Ok(())
+}

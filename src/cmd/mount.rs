@@ -1,0 +1,323 @@
+//! `cipherfs mount`: unlock, pick the backend, mount, and stay until
+//! unmounted or signalled.
+//!
+//! Without `-f` the command does the unlocking itself (so a wrong password
+//! gets its exit code at once), then runs itself again in the foreground as
+//! the daemon, handing it the master key on a pipe, and returns only when
+//! the daemon reports the mount answering, or with the daemon's error.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::{load_config, master_hex, parse_master_hex, unlock};
+use crate::crypto::MasterKey;
+use crate::exitcode::{self, Failure};
+use crate::fs::CipherFs;
+use crate::fuse::FuseAdapter;
+use crate::password;
+use crate::skcipher::{self, BackendChoice};
+
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    pub foreground: bool,
+    pub backend: BackendChoice,
+    pub password: password::Source,
+    /// Read the raw master key (hex) from this file, or stdin for "-".
+    pub masterkey_file: Option<PathBuf>,
+    pub read_only: bool,
+    pub allow_other: bool,
+    /// Options passed to the kernel as they are.
+    pub extra: Vec<String>,
+    /// Report readiness on stdout (the daemon protocol between parent and child).
+    pub ready_stdout: bool,
+}
+
+const READY: &str = "cipherfs-ready";
+const FAILED: &str = "cipherfs-failed";
+
+fn check_mountpoint(mountpoint: &Path) -> Result<(), Failure> {
+    if !mountpoint.is_dir() {
+        return Err(Failure::new(
+            exitcode::MOUNTPOINT,
+            format!(
+                "{}: the mount point is not a directory",
+                mountpoint.display()
+            ),
+        ));
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err(Failure::new(
+            exitcode::KERNEL_FEATURE,
+            "/dev/fuse is missing: this kernel has no FUSE (modprobe fuse)",
+        ));
+    }
+    Ok(())
+}
+
+fn master_key(
+    cipherdir: &Path,
+    opts: &MountOptions,
+    config: &crate::config::Config,
+) -> Result<MasterKey, Failure> {
+    match &opts.masterkey_file {
+        Some(p) => {
+            let text = if p.as_os_str() == "-" {
+                let mut s = Zeroizing::new(Vec::new());
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut s).map_err(|e| {
+                    Failure::new(
+                        exitcode::OTHER,
+                        format!("cannot read the master key from stdin: {e}"),
+                    )
+                })?;
+                s
+            } else {
+                Zeroizing::new(
+                    std::fs::read(p).map_err(|e| {
+                        Failure::new(exitcode::OTHER, format!("{}: {e}", p.display()))
+                    })?,
+                )
+            };
+            parse_master_hex(&text)
+        }
+        None => {
+            let _ = cipherdir;
+            unlock(config, &opts.password)
+        }
+    }
+}
+
+pub fn run(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
+    let result = run_inner(cipherdir, mountpoint, opts);
+    if opts.ready_stdout {
+        if let Err(f) = &result {
+            println!("{FAILED} {} {}", f.code, f.message);
+        }
+    }
+    result
+}
+
+fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
+    check_mountpoint(mountpoint)?;
+    let config = load_config(cipherdir)?;
+    let master = master_key(cipherdir, opts, &config)?;
+    let selection = skcipher::select(opts.backend, &config.params.content_cipher)?;
+    if !opts.foreground {
+        return spawn_daemon(cipherdir, mountpoint, opts, &master, selection.backend);
+    }
+    log::info!(
+        "{}: content {} on the {} backend ({})",
+        cipherdir.display(),
+        config.params.content_cipher,
+        selection.backend,
+        selection.reason
+    );
+    let fs = CipherFs::new(cipherdir, &config.params, master, selection.backend)
+        .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
+    serve(fs, cipherdir, mountpoint, opts)
+}
+
+fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
+    use fuser::MountOption as M;
+    let mut cfg = fuser::Config::default();
+    cfg.mount_options = vec![
+        M::FSName(cipherdir.display().to_string()),
+        M::Subtype("cipherfs".into()),
+        M::DefaultPermissions,
+        M::NoDev,
+        M::NoSuid,
+    ];
+    if opts.read_only {
+        cfg.mount_options.push(M::RO);
+    }
+    for o in &opts.extra {
+        cfg.mount_options.push(M::CUSTOM(o.clone()));
+    }
+    if opts.allow_other {
+        cfg.acl = fuser::SessionACL::All;
+    }
+    cfg.n_threads = Some(
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2),
+    );
+    cfg
+}
+
+fn is_mounted(mountpoint: &Path) -> bool {
+    let Ok(canon) = mountpoint.canonicalize() else {
+        return false;
+    };
+    let target = canon.to_string_lossy().into_owned();
+    // mountinfo: field 5 is the mount point; after " - " comes the type,
+    // "fuse" or "fuse.cipherfs" depending on how the mount was made.
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines().any(|l| {
+                let fstype = l
+                    .split(" - ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or("");
+                l.split(' ').nth(4) == Some(target.as_str()) && fstype.starts_with("fuse")
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Mounts and serves until unmounted (fusermount3 -u, umount) or SIGINT/SIGTERM.
+fn serve(
+    fs: CipherFs,
+    cipherdir: &Path,
+    mountpoint: &Path,
+    opts: &MountOptions,
+) -> Result<(), Failure> {
+    let session = fuser::spawn_mount(
+        FuseAdapter::new(fs),
+        mountpoint,
+        &fuse_config(cipherdir, opts),
+    )
+    .map_err(|e| {
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            exitcode::KERNEL_FEATURE
+        } else {
+            exitcode::MOUNTPOINT
+        };
+        Failure::new(
+            code,
+            format!("cannot mount on {}: {e}", mountpoint.display()),
+        )
+    })?;
+    // The mount exists once spawn_mount returns; a stat through it proves it answers.
+    std::fs::metadata(mountpoint).map_err(|e| {
+        Failure::new(
+            exitcode::MOUNTPOINT,
+            format!("the mount does not answer: {e}"),
+        )
+    })?;
+    if opts.ready_stdout {
+        println!("{READY}");
+        let _ = std::io::stdout().flush();
+    }
+    log::info!(
+        "{} mounted on {}",
+        cipherdir.display(),
+        mountpoint.display()
+    );
+
+    let (tx, rx) = mpsc::channel();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Failure::new(exitcode::OTHER, format!("cannot handle signals: {e}")))?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let _ = tx.send(sig);
+        }
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(sig) => {
+                log::info!("signal {sig}: unmounting {}", mountpoint.display());
+                handle.close();
+                return session.umount_and_join().map_err(|e| {
+                    Failure::new(
+                        exitcode::MOUNTPOINT,
+                        format!("unmounting {}: {e}", mountpoint.display()),
+                    )
+                });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if is_mounted(mountpoint) => continue,
+            Err(_) => {
+                handle.close();
+                log::info!("{} was unmounted", mountpoint.display());
+                return session
+                    .join()
+                    .map_err(|e| Failure::new(exitcode::OTHER, e.to_string()));
+            }
+        }
+    }
+}
+
+/// Runs `cipherfs mount -f` as the daemon and waits for its verdict.
+fn spawn_daemon(
+    cipherdir: &Path,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    master: &MasterKey,
+    backend: skcipher::Backend,
+) -> Result<(), Failure> {
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::new(
+            exitcode::OTHER,
+            format!("cannot find my own executable: {e}"),
+        )
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("mount")
+        .arg("-f")
+        .arg("--ready-stdout")
+        .arg("--masterkey-file")
+        .arg("-");
+    cmd.arg("--backend").arg(backend.name());
+    if opts.read_only {
+        cmd.arg("--ro");
+    }
+    if opts.allow_other {
+        cmd.arg("--allow-other");
+    }
+    for o in &opts.extra {
+        cmd.arg("-o").arg(o);
+    }
+    cmd.arg(cipherdir).arg(mountpoint);
+    // Its own process group, so the terminal's Ctrl-C does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::new(exitcode::OTHER, format!("cannot start the daemon: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(master_hex(master).as_bytes())
+            .map_err(|e| {
+                Failure::new(
+                    exitcode::OTHER,
+                    format!("cannot hand the key to the daemon: {e}"),
+                )
+            })?;
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Failure::new(exitcode::OTHER, "no daemon output"))?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap_or_default();
+        if line == READY {
+            return Ok(());
+        }
+        if let Some(rest) = line.strip_prefix(FAILED) {
+            let rest = rest.trim_start();
+            let (code, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+            let _ = child.wait();
+            return Err(Failure::new(
+                code.parse().unwrap_or(exitcode::OTHER),
+                msg.to_string(),
+            ));
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Failure::new(exitcode::OTHER, e.to_string()))?;
+    Err(Failure::new(
+        exitcode::OTHER,
+        format!("the daemon exited ({status}) before the mount was ready"),
+    ))
+}

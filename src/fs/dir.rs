@@ -1,0 +1,227 @@
+//! Directories: their name IV, the stored form of a name, long-name
+//! companion files, listing with names decrypted, and creating a directory
+//! complete with its IV before it becomes visible.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{openat, renameat_with, Dir, Mode, OFlags, RenameFlags};
+
+use super::error::{FsError, FsResult};
+use super::node::{Kind, Node};
+use super::CipherFs;
+use crate::names::{
+    is_internal, long_entry, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, LONGNAME_SUFFIX,
+};
+
+/// One entry of a plaintext listing.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub kind: Kind,
+}
+
+const RD: OFlags = OFlags::RDONLY
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOFOLLOW);
+
+impl CipherFs {
+    /// The directory's name IV, read from its `cipherfs.diriv` once.
+    pub(super) fn diriv(&self, dir: &Node) -> FsResult<[u8; DIRIV_LEN]> {
+        if let Some(iv) = dir.diriv.get() {
+            return Ok(*iv);
+        }
+        if self.names.is_plaintext() {
+            return Ok([0; DIRIV_LEN]);
+        }
+        let mut iv = [0u8; DIRIV_LEN];
+        let read = openat(&dir.fd, DIRIV_NAME, RD, Mode::empty())
+            .map(std::fs::File::from)
+            .and_then(|mut f| {
+                f.read_exact(&mut iv).map_err(|e| {
+                    rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)
+                })
+            });
+        if let Err(e) = read {
+            log::warn!(
+                "{}: cannot read {DIRIV_NAME} ({e}); names in this directory cannot be used",
+                self.describe(dir)
+            );
+            return Err(FsError::EIO);
+        }
+        Ok(*dir.diriv.get_or_init(|| iv))
+    }
+
+    /// How `name` is stored in `dir`.
+    pub(super) fn stored_name(&self, dir: &Node, name: &OsStr) -> FsResult<StoredName> {
+        let iv = self.diriv(dir)?;
+        Ok(self.names.encrypt(name.as_bytes(), &iv)?)
+    }
+
+    /// Writes a long name's companion file before its entry is created.
+    pub(super) fn write_companion(&self, dir: &Node, stored: &StoredName) -> FsResult<()> {
+        if let StoredName::Long { short, full } = stored {
+            let flags = OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::TRUNC
+                | OFlags::CLOEXEC
+                | OFlags::NOFOLLOW;
+            let fd = openat(
+                &dir.fd,
+                format!("{short}{LONGNAME_SUFFIX}"),
+                flags,
+                Mode::from_raw_mode(0o400),
+            )?;
+            let mut f = std::fs::File::from(fd);
+            f.write_all(full.as_bytes())?;
+            f.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Removes a long name's companion after its entry is gone.
+    pub(super) fn remove_companion(&self, dir: &Node, stored: &StoredName) {
+        if let StoredName::Long { short, .. } = stored {
+            let _ = rustix::fs::unlinkat(
+                &dir.fd,
+                format!("{short}{LONGNAME_SUFFIX}"),
+                rustix::fs::AtFlags::empty(),
+            );
+        }
+    }
+
+    /// The encoded name behind a directory entry: the entry itself, or for a
+    /// long name its companion's content (checked against the entry's hash).
+    fn encoded_name(&self, dir: &Node, entry: &str) -> Result<String, String> {
+        if !entry.starts_with(LONGNAME_PREFIX) {
+            return Ok(entry.to_string());
+        }
+        let mut full = String::new();
+        openat(
+            &dir.fd,
+            format!("{entry}{LONGNAME_SUFFIX}"),
+            RD,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("long name without its {LONGNAME_SUFFIX} companion ({e})"))
+        .map(std::fs::File::from)?
+        .take(4096)
+        .read_to_string(&mut full)
+        .map_err(|e| format!("unreadable {LONGNAME_SUFFIX} companion ({e})"))?;
+        if long_entry(&full) != entry {
+            return Err(format!(
+                "{LONGNAME_SUFFIX} companion does not match the entry's hash"
+            ));
+        }
+        Ok(full)
+    }
+
+    /// The plaintext listing of `dir`. Entries whose names do not decrypt are
+    /// skipped with a warning naming their cipher path.
+    pub(super) fn list(&self, dir: &Node) -> FsResult<Vec<DirEntry>> {
+        let iv = self.diriv(dir)?;
+        let fd = openat(
+            &dir.fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut out = Vec::new();
+        for entry in Dir::read_from(&fd)? {
+            let entry = entry?;
+            let raw = entry.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let Ok(cname) = std::str::from_utf8(raw) else {
+                self.warn_entry(
+                    dir,
+                    &String::from_utf8_lossy(raw),
+                    "not a cipherfs name (not UTF-8)",
+                );
+                continue;
+            };
+            if is_internal(cname) {
+                continue;
+            }
+            let name = self
+                .encoded_name(dir, cname)
+                .and_then(|enc| self.names.decrypt(&enc, &iv).map_err(|e| e.to_string()));
+            match name {
+                Ok(name) => out.push(DirEntry {
+                    name,
+                    ino: entry.ino(),
+                    kind: match entry.file_type() {
+                        rustix::fs::FileType::Directory => Kind::Dir,
+                        rustix::fs::FileType::RegularFile => Kind::File,
+                        rustix::fs::FileType::Symlink => Kind::Symlink,
+                        _ => Kind::Other,
+                    },
+                }),
+                Err(why) => self.warn_entry(dir, cname, &why),
+            }
+        }
+        Ok(out)
+    }
+
+    fn warn_entry(&self, dir: &Node, cname: &str, why: &str) {
+        log::warn!("{}/{cname}: skipped: {why}", self.describe(dir));
+    }
+
+    /// Creates directory `entry` in `parent` with its IV inside, under a
+    /// temporary name first, so no crash leaves a directory without its IV.
+    pub(super) fn make_dir(&self, parent: &Node, entry: &str, mode: u32) -> FsResult<()> {
+        let tmp = format!(
+            ".cipherfs.mkdir.{:016x}",
+            u64::from_le_bytes(crate::crypto::random_array().map_err(|_| FsError::EIO)?)
+        );
+        rustix::fs::mkdirat(&parent.fd, tmp.as_str(), Mode::from_raw_mode(0o700))?;
+        let result = (|| -> FsResult<()> {
+            if !self.names.is_plaintext() {
+                let dfd = openat(
+                    &parent.fd,
+                    tmp.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                write_diriv(&dfd)?;
+            }
+            rustix::fs::chmodat(
+                &parent.fd,
+                tmp.as_str(),
+                Mode::from_raw_mode(mode & 0o7777),
+                rustix::fs::AtFlags::empty(),
+            )?;
+            renameat_with(
+                &parent.fd,
+                tmp.as_str(),
+                &parent.fd,
+                entry,
+                RenameFlags::NOREPLACE,
+            )?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(
+                &parent.fd,
+                format!("{tmp}/{DIRIV_NAME}"),
+                rustix::fs::AtFlags::empty(),
+            );
+            let _ = rustix::fs::unlinkat(&parent.fd, tmp.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+        }
+        result
+    }
+}
+
+/// Writes a fresh random IV into the directory `dfd` and makes it durable.
+pub fn write_diriv(dfd: &impl std::os::fd::AsFd) -> FsResult<()> {
+    let iv: [u8; DIRIV_LEN] = crate::crypto::random_array().map_err(|_| FsError::EIO)?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    let mut f = std::fs::File::from(openat(dfd, DIRIV_NAME, flags, Mode::from_raw_mode(0o444))?);
+    f.write_all(&iv)?;
+    f.sync_all()?;
+    rustix::fs::fsync(dfd)?;
+    Ok(())
+}

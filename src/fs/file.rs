@@ -1,0 +1,256 @@
+//! Regular file contents: read, write (read-modify-write of partial
+//! sectors) and truncate, on an open backing file. Writers and truncates of
+//! one file hold its node's `io` lock exclusively, readers share it, so a
+//! sector is never rewritten by two writers at once.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::error::{FsError, FsResult};
+use super::node::Node;
+use super::CipherFs;
+use crate::content::offsets::{
+    c_sector_offset, cipher_size, plain_size, sector_count, sector_plain_len, sectors_touched,
+    stored_len,
+};
+use crate::content::{FileCipher, FileHeader, HEADER_LEN};
+
+impl CipherFs {
+    /// Plaintext size of an open file, or EIO (logged) for an impossible one.
+    pub(super) fn file_plain_size(&self, node: &Node, file: &File) -> FsResult<u64> {
+        let c = file.metadata()?.len();
+        plain_size(c).map_err(|e| {
+            log::warn!("{}: {e}", self.describe(node));
+            FsError::EIO
+        })
+    }
+
+    /// The file's cipher from its header, cached on the node.
+    fn cipher_for(&self, node: &Node, file: &File) -> FsResult<Arc<FileCipher>> {
+        let mut slot = node.cipher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(Arc::clone(c));
+        }
+        let mut hb = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut hb, 0).map_err(|e| {
+            log::warn!("{}: cannot read the file header: {e}", self.describe(node));
+            FsError::EIO
+        })?;
+        let header = FileHeader::parse(&hb).map_err(|e| {
+            log::warn!("{}: {e}", self.describe(node));
+            FsError::EIO
+        })?;
+        let c = Arc::new(self.file_cipher(&header)?);
+        *slot = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    fn file_cipher(&self, header: &FileHeader) -> FsResult<FileCipher> {
+        FileCipher::new(
+            &self.master,
+            header,
+            &self.alg,
+            self.key_len,
+            self.backend,
+            self.sector,
+        )
+        .map_err(|e| {
+            log::error!("cannot set up the content cipher: {e}");
+            FsError::EIO
+        })
+    }
+
+    /// Starts an empty file: a header with a fresh nonce.
+    fn start_file(&self, node: &Node, file: &File) -> FsResult<Arc<FileCipher>> {
+        let header = FileHeader::random().map_err(|_| FsError::EIO)?;
+        file.write_all_at(&header.to_bytes(), 0)?;
+        let c = Arc::new(self.file_cipher(&header)?);
+        *node.cipher.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Decrypts sector `n` of a file of plaintext size `p_size`.
+    fn read_sector(
+        &self,
+        node: &Node,
+        file: &File,
+        fc: &FileCipher,
+        n: u64,
+        p_size: u64,
+        out: &mut Vec<u8>,
+    ) -> FsResult<()> {
+        let s = self.sector as u64;
+        let t = sector_plain_len(n, p_size, s);
+        let mut stored = vec![0u8; stored_len(t) as usize];
+        file.read_exact_at(&mut stored, c_sector_offset(n, s))
+            .map_err(|e| {
+                log::warn!("{}: sector {n} unreadable: {e}", self.describe(node));
+                FsError::EIO
+            })?;
+        fc.decrypt_sector(n, &stored, t as usize, out).map_err(|e| {
+            log::warn!("{}: sector {n}: {e}", self.describe(node));
+            FsError::EIO
+        })
+    }
+
+    pub(super) fn read_file(
+        &self,
+        node: &Node,
+        file: &File,
+        offset: u64,
+        size: u32,
+    ) -> FsResult<Vec<u8>> {
+        let _shared = node.io.read().unwrap_or_else(|e| e.into_inner());
+        let p_size = self.file_plain_size(node, file)?;
+        if offset >= p_size || size == 0 {
+            return Ok(Vec::new());
+        }
+        let end = p_size.min(offset + u64::from(size));
+        let fc = self.cipher_for(node, file)?;
+        let s = self.sector as u64;
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut plain = Vec::with_capacity(self.sector);
+        for n in sectors_touched(offset, end - offset, s) {
+            self.read_sector(node, file, &fc, n, p_size, &mut plain)?;
+            let start = offset.max(n * s) - n * s;
+            let stop = end.min((n + 1) * s) - n * s;
+            out.extend_from_slice(&plain[start as usize..stop as usize]);
+        }
+        Ok(out)
+    }
+
+    /// Rewrites sector `n` so it holds `new_t` bytes: the old content (of a
+    /// file of size `old_p`), zero-extended or cut, with `data` laid over it
+    /// at `at` within the sector.
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite_sector(
+        &self,
+        node: &Node,
+        file: &File,
+        fc: &FileCipher,
+        n: u64,
+        old_p: u64,
+        new_t: u64,
+        at: usize,
+        data: &[u8],
+    ) -> FsResult<()> {
+        let s = self.sector as u64;
+        let mut plain = Vec::with_capacity(self.sector);
+        let covers_all = at == 0 && data.len() as u64 >= new_t;
+        if n * s < old_p && !covers_all {
+            self.read_sector(node, file, fc, n, old_p, &mut plain)?;
+        }
+        plain.resize(new_t as usize, 0);
+        plain[at..at + data.len()].copy_from_slice(data);
+        let mut stored = Vec::with_capacity(self.sector + 16);
+        fc.encrypt_sector(n, &plain, &mut stored)?;
+        file.write_all_at(&stored, c_sector_offset(n, s))?;
+        Ok(())
+    }
+
+    pub(super) fn write_file(
+        &self,
+        node: &Node,
+        file: &File,
+        offset: u64,
+        data: &[u8],
+    ) -> FsResult<u32> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
+        let old_p = self.file_plain_size(node, file)?;
+        let fc = if old_p == 0 {
+            self.start_file(node, file)?
+        } else {
+            self.cipher_for(node, file)?
+        };
+        let s = self.sector as u64;
+        let end = offset + data.len() as u64;
+        let new_p = old_p.max(end);
+        // A partial old last sector that the write does not reach becomes a
+        // longer one: re-encrypt it zero-extended before the gap.
+        if old_p > 0 && new_p > old_p {
+            let last = (old_p - 1) / s;
+            if old_p % s != 0 && last < offset / s {
+                self.rewrite_sector(
+                    node,
+                    file,
+                    &fc,
+                    last,
+                    old_p,
+                    sector_plain_len(last, new_p, s),
+                    0,
+                    &[],
+                )?;
+            }
+        }
+        for n in sectors_touched(offset, data.len() as u64, s) {
+            let lo = offset.max(n * s);
+            let hi = end.min((n + 1) * s);
+            let chunk = &data[(lo - offset) as usize..(hi - offset) as usize];
+            self.rewrite_sector(
+                node,
+                file,
+                &fc,
+                n,
+                old_p,
+                sector_plain_len(n, new_p, s),
+                (lo - n * s) as usize,
+                chunk,
+            )?;
+        }
+        // The stored size must match the new plaintext size exactly: a last
+        // sector that grew within its 16-byte block leaves stale filler.
+        if file.metadata()?.len() != cipher_size(new_p) {
+            file.set_len(cipher_size(new_p))?;
+        }
+        Ok(data.len() as u32)
+    }
+
+    pub(super) fn truncate_file(&self, node: &Node, file: &File, new_p: u64) -> FsResult<()> {
+        let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
+        let old_p = self.file_plain_size(node, file)?;
+        let s = self.sector as u64;
+        if new_p == 0 {
+            // The header goes too, so the next write picks a fresh nonce.
+            file.set_len(0)?;
+            *node.cipher.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return Ok(());
+        }
+        if new_p == old_p {
+            return Ok(());
+        }
+        let fc = if old_p == 0 {
+            self.start_file(node, file)?
+        } else {
+            self.cipher_for(node, file)?
+        };
+        if new_p < old_p {
+            // The new last sector keeps its first bytes, re-encrypted at its new length.
+            let last = (new_p - 1) / s;
+            let t = sector_plain_len(last, new_p, s);
+            if t != sector_plain_len(last, old_p, s) {
+                self.rewrite_sector(node, file, &fc, last, old_p, t, 0, &[])?;
+            }
+        } else if old_p > 0 && old_p % s != 0 {
+            // Growing: the old partial last sector is zero-extended; sectors
+            // past it stay holes, which read as zeros.
+            let last = (old_p - 1) / s;
+            self.rewrite_sector(
+                node,
+                file,
+                &fc,
+                last,
+                old_p,
+                sector_plain_len(last, new_p, s),
+                0,
+                &[],
+            )?;
+        }
+        file.set_len(cipher_size(new_p))?;
+        debug_assert!(sector_count(new_p, s) > 0);
+        Ok(())
+    }
+}

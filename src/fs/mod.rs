@@ -1,0 +1,197 @@
+//! The filesystem core: every operation of the plaintext view, on the cipher
+//! directory, in terms the FUSE adapter maps one to one. It never sees
+//! fuser's types, so it can be driven without a mount. Backing files are
+//! reached only through descriptors and `*at()` calls.
+
+mod dir;
+mod error;
+mod file;
+mod node;
+mod ops;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{openat, Mode, OFlags, Stat};
+
+pub use dir::{write_diriv, DirEntry};
+pub use error::{FsError, FsResult};
+pub use node::{Kind, Node, ROOT_ID};
+pub use ops::{SetAttr, SetTime, StatFs};
+
+use crate::config::{NameMode, Params};
+use crate::content::offsets::plain_size;
+use crate::crypto::MasterKey;
+use crate::names::{NameCipher, NameError};
+use crate::skcipher::Backend;
+use node::NodeTable;
+
+/// Attributes in the plaintext view.
+#[derive(Clone, Copy, Debug)]
+pub struct Attr {
+    /// The backing inode number: stable, shared by hard links.
+    pub ino: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub kind: Kind,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub blksize: u32,
+}
+
+pub enum Handle {
+    File {
+        node: Arc<Node>,
+        file: File,
+    },
+    Dir {
+        node: Arc<Node>,
+        entries: Mutex<Option<Vec<DirEntry>>>,
+    },
+}
+
+pub struct CipherFs {
+    cipherdir: PathBuf,
+    nodes: NodeTable,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    master: MasterKey,
+    names: NameCipher,
+    alg: String,
+    key_len: usize,
+    sector: usize,
+    backend: Backend,
+}
+
+fn time(secs: i64, nsecs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsecs as u32)
+    } else {
+        UNIX_EPOCH - Duration::new(secs.unsigned_abs(), 0) + Duration::new(0, nsecs as u32)
+    }
+}
+
+impl CipherFs {
+    /// Opens the cipher directory with an unlocked master key.
+    pub fn new(
+        cipherdir: &Path,
+        params: &Params,
+        master: MasterKey,
+        backend: Backend,
+    ) -> Result<Self, String> {
+        let root = openat(
+            rustix::fs::CWD,
+            cipherdir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("{}: {e}", cipherdir.display()))?;
+        let names = match params.name_mode {
+            NameMode::Plaintext => NameCipher::plaintext(),
+            NameMode::CtsCbc => {
+                NameCipher::new(&master, backend).map_err(|e: NameError| e.to_string())?
+            }
+        };
+        Ok(Self {
+            cipherdir: cipherdir.to_path_buf(),
+            nodes: NodeTable::new(root).map_err(|e| format!("{}: {e}", cipherdir.display()))?,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            master,
+            names,
+            alg: params.content_cipher.clone(),
+            key_len: params.content_key_bytes,
+            sector: params.sector_size as usize,
+            backend,
+        })
+    }
+
+    pub fn cipherdir(&self) -> &Path {
+        &self.cipherdir
+    }
+
+    /// How many nodes the kernel holds references to (for tests and logs).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// A node's cipher path, for log lines (never the plaintext name).
+    pub(crate) fn describe(&self, node: &Node) -> String {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", node.fd.as_raw_fd()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| format!("{} (node {})", self.cipherdir.display(), node.id))
+    }
+
+    fn node(&self, id: u64) -> FsResult<Arc<Node>> {
+        self.nodes.get(id).ok_or(FsError::ENOENT)
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::EBADF)
+    }
+
+    fn add_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Arc::new(h));
+        fh
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh);
+    }
+
+    /// Plaintext attributes from a backing stat. Regular file sizes come from
+    /// the ciphertext size alone (no read); symlink sizes are the decrypted
+    /// target's length.
+    fn attr(&self, node: &Node, st: &Stat) -> FsResult<Attr> {
+        let kind = Kind::of(st);
+        let size = match kind {
+            Kind::File => plain_size(st.st_size as u64).map_err(|e| {
+                log::warn!("{}: {e}", self.describe(node));
+                FsError::EIO
+            })?,
+            Kind::Symlink => self
+                .read_link(node)
+                .map(|t| t.len() as u64)
+                .unwrap_or(st.st_size as u64),
+            _ => st.st_size as u64,
+        };
+        Ok(Attr {
+            ino: st.st_ino,
+            size,
+            blocks: st.st_blocks as u64,
+            atime: time(st.st_atime, st.st_atime_nsec as i64),
+            mtime: time(st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: time(st.st_ctime, st.st_ctime_nsec as i64),
+            kind,
+            perm: (st.st_mode & 0o7777) as u16,
+            nlink: st.st_nlink as u32,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev as u32,
+            blksize: self.sector as u32,
+        })
+    }
+}

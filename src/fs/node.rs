@@ -1,0 +1,160 @@
+//! The inode table. Each node the kernel knows holds an `O_PATH` descriptor
+//! of its backing file (libfuse's passthrough_ll does the same), so renames
+//! and hard links need no path bookkeeping. Node ids are our own counter;
+//! the inode number the kernel shows (`st_ino`) is the backing one, so it is
+//! stable and `ls -i` agrees for two hard links. A backing inode number that
+//! the backing filesystem reuses after a delete gets a new node, never the
+//! stale one.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use rustix::fs::{fstat, FileType, Stat};
+
+use crate::content::FileCipher;
+use crate::names::DIRIV_LEN;
+
+pub const ROOT_ID: u64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+impl Kind {
+    pub fn of(st: &Stat) -> Kind {
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => Kind::Dir,
+            FileType::RegularFile => Kind::File,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+}
+
+pub struct Node {
+    pub id: u64,
+    pub fd: OwnedFd,
+    pub kind: Kind,
+    pub backing: (u64, u64),
+    nlookup: AtomicU64,
+    /// A directory's name IV, read once.
+    pub diriv: OnceLock<[u8; DIRIV_LEN]>,
+    /// Reads share it; writes and truncates of this file take it alone, so
+    /// read-modify-write of a sector never interleaves across handles.
+    pub io: RwLock<()>,
+    /// The file's content cipher, keyed from its header; `None` until first
+    /// needed and again after the file is truncated to zero (new nonce).
+    pub cipher: Mutex<Option<Arc<FileCipher>>>,
+}
+
+impl Node {
+    fn new(id: u64, fd: OwnedFd, st: &Stat) -> Self {
+        Self {
+            id,
+            fd,
+            kind: Kind::of(st),
+            backing: (st.st_dev, st.st_ino),
+            nlookup: AtomicU64::new(0),
+            diriv: OnceLock::new(),
+            io: RwLock::new(()),
+            cipher: Mutex::new(None),
+        }
+    }
+
+    pub fn stat(&self) -> rustix::io::Result<Stat> {
+        fstat(&self.fd)
+    }
+}
+
+#[derive(Default)]
+struct Maps {
+    nodes: HashMap<u64, Arc<Node>>,
+    by_backing: HashMap<(u64, u64), u64>,
+}
+
+pub struct NodeTable {
+    maps: Mutex<Maps>,
+    next: AtomicU64,
+}
+
+impl NodeTable {
+    pub fn new(root_fd: OwnedFd) -> rustix::io::Result<Self> {
+        let st = fstat(&root_fd)?;
+        let root = Arc::new(Node::new(ROOT_ID, root_fd, &st));
+        let mut maps = Maps::default();
+        maps.by_backing.insert(root.backing, ROOT_ID);
+        maps.nodes.insert(ROOT_ID, root);
+        Ok(Self {
+            maps: Mutex::new(maps),
+            next: AtomicU64::new(ROOT_ID + 1),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Node>> {
+        self.lock().nodes.get(&id).cloned()
+    }
+
+    /// The node for a backing file just looked up (`fd` is its new `O_PATH`
+    /// descriptor, `st` its stat), counting one more kernel reference.
+    pub fn remember(&self, fd: OwnedFd, st: &Stat) -> Arc<Node> {
+        let mut m = self.lock();
+        let key = (st.st_dev, st.st_ino);
+        if let Some(existing) = m
+            .by_backing
+            .get(&key)
+            .and_then(|id| m.nodes.get(id))
+            .cloned()
+        {
+            // Same file only if the node's own descriptor still names a live inode.
+            let alive = existing
+                .stat()
+                .map(|s| s.st_nlink > 0 || existing.kind == Kind::Dir)
+                .unwrap_or(false);
+            if alive && existing.kind == Kind::of(st) {
+                existing.nlookup.fetch_add(1, Ordering::Relaxed);
+                return existing;
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let node = Arc::new(Node::new(id, fd, st));
+        node.nlookup.store(1, Ordering::Relaxed);
+        m.by_backing.insert(key, id);
+        m.nodes.insert(id, Arc::clone(&node));
+        node
+    }
+
+    /// The kernel dropped `n` references to `id`.
+    pub fn forget(&self, id: u64, n: u64) {
+        if id == ROOT_ID {
+            return;
+        }
+        let mut m = self.lock();
+        let Some(node) = m.nodes.get(&id).cloned() else {
+            return;
+        };
+        let before = node.nlookup.fetch_sub(
+            n.min(node.nlookup.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        if before <= n {
+            m.nodes.remove(&id);
+            if m.by_backing.get(&node.backing) == Some(&id) {
+                m.by_backing.remove(&node.backing);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().nodes.len()
+    }
+}

@@ -1,0 +1,514 @@
+//! The operations of the plaintext view, one method each, as the FUSE
+//! adapter calls them.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use rustix::fs::{
+    openat, AtFlags, Mode, OFlags, RenameFlags, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT,
+};
+
+use super::error::{FsError, FsResult};
+use super::node::{Kind, Node};
+use super::{Attr, CipherFs, DirEntry, Handle};
+use crate::names::{StoredName, DIRIV_NAME};
+
+/// A time to set, as FUSE gives it.
+#[derive(Clone, Copy, Debug)]
+pub enum SetTime {
+    Now,
+    At(SystemTime),
+}
+
+/// What setattr may change.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<SetTime>,
+    pub mtime: Option<SetTime>,
+}
+
+/// Filesystem statistics for statfs.
+#[derive(Clone, Copy, Debug)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+fn proc_path(node: &Node) -> String {
+    format!("/proc/self/fd/{}", node.fd.as_raw_fd())
+}
+
+fn timespec(t: Option<SetTime>) -> Timespec {
+    match t {
+        None => Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        Some(SetTime::Now) => Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_NOW,
+        },
+        Some(SetTime::At(t)) => {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos() as _,
+            }
+        }
+    }
+}
+
+const O_PATH: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+impl CipherFs {
+    /// Opens the entry `entry` of `parent` as a node, counting a kernel reference.
+    fn enter(&self, parent: &Node, entry: &str) -> FsResult<(Arc<Node>, Attr)> {
+        let fd = openat(&parent.fd, entry, O_PATH, Mode::empty())?;
+        let st = rustix::fs::fstat(&fd)?;
+        let node = self.nodes.remember(fd, &st);
+        match self.attr(&node, &st) {
+            Ok(a) => Ok((node, a)),
+            Err(e) => {
+                self.nodes.forget(node.id, 1);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> FsResult<(u64, Attr)> {
+        let parent = self.node(parent)?;
+        let stored = match self.stored_name(&parent, name) {
+            Ok(s) => s,
+            // A name this scheme cannot store cannot exist either.
+            Err(e) if e == FsError::EPERM || e == FsError::EINVAL => return Err(FsError::ENOENT),
+            Err(e) => return Err(e),
+        };
+        let (node, attr) = self.enter(&parent, stored.entry())?;
+        Ok((node.id, attr))
+    }
+
+    pub fn forget(&self, id: u64, n: u64) {
+        self.nodes.forget(id, n);
+    }
+
+    /// The backing file's full mode (type bits included).
+    pub fn raw_mode(&self, id: u64) -> FsResult<u32> {
+        Ok(self.node(id)?.stat()?.st_mode)
+    }
+
+    pub fn getattr(&self, id: u64) -> FsResult<Attr> {
+        let node = self.node(id)?;
+        let st = node.stat()?;
+        self.attr(&node, &st)
+    }
+
+    pub fn setattr(&self, id: u64, fh: Option<u64>, set: SetAttr) -> FsResult<Attr> {
+        let node = self.node(id)?;
+        if let Some(mode) = set.mode {
+            if node.kind != Kind::Symlink {
+                rustix::fs::chmodat(
+                    rustix::fs::CWD,
+                    proc_path(&node),
+                    Mode::from_raw_mode(mode & 0o7777),
+                    AtFlags::empty(),
+                )?;
+            }
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            rustix::fs::chownat(
+                &node.fd,
+                "",
+                set.uid.map(rustix::fs::Uid::from_raw),
+                set.gid.map(rustix::fs::Gid::from_raw),
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
+        if let Some(size) = set.size {
+            if node.kind != Kind::File {
+                return Err(FsError::EINVAL);
+            }
+            match fh.map(|fh| self.handle(fh)).transpose()?.as_deref() {
+                Some(Handle::File { file, .. }) => self.truncate_file(&node, file, size)?,
+                _ => self.truncate_file(&node, &self.reopen(&node, libc::O_RDWR)?, size)?,
+            }
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            let times = Timestamps {
+                last_access: timespec(set.atime),
+                last_modification: timespec(set.mtime),
+            };
+            let flags = if node.kind == Kind::Symlink {
+                AtFlags::SYMLINK_NOFOLLOW
+            } else {
+                AtFlags::empty()
+            };
+            rustix::fs::utimensat(rustix::fs::CWD, proc_path(&node), &times, flags)?;
+        }
+        self.getattr(id)
+    }
+
+    /// The decrypted target of a symlink node.
+    pub(super) fn read_link(&self, node: &Node) -> FsResult<Vec<u8>> {
+        let raw = rustix::fs::readlinkat(&node.fd, "", Vec::new())?;
+        self.names.decrypt_target(raw.as_bytes()).map_err(|e| {
+            log::warn!(
+                "{}: symlink target does not decrypt: {e}",
+                self.describe(node)
+            );
+            FsError::EIO
+        })
+    }
+
+    pub fn readlink(&self, id: u64) -> FsResult<Vec<u8>> {
+        let node = self.node(id)?;
+        self.read_link(&node)
+    }
+
+    /// Runs `make` to create the entry for `name` in `parent` (writing a long
+    /// name's companion first, removing it if `make` fails), then looks it up.
+    fn create_entry(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        make: impl FnOnce(&Node, &str) -> FsResult<()>,
+    ) -> FsResult<(u64, Attr)> {
+        let parent = self.node(parent)?;
+        let stored = self.stored_name(&parent, name)?;
+        let had_companion =
+            matches!(stored, StoredName::Long { .. }) && self.entry_exists(&parent, stored.entry());
+        self.write_companion(&parent, &stored)?;
+        if let Err(e) = make(&parent, stored.entry()) {
+            if !had_companion {
+                self.remove_companion(&parent, &stored);
+            }
+            return Err(e);
+        }
+        let (node, attr) = self.enter(&parent, stored.entry())?;
+        Ok((node.id, attr))
+    }
+
+    fn entry_exists(&self, dir: &Node, entry: &str) -> bool {
+        rustix::fs::statat(&dir.fd, entry, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32) -> FsResult<(u64, Attr)> {
+        self.create_entry(parent, name, |p, entry| self.make_dir(p, entry, mode))
+    }
+
+    pub fn mknod(&self, parent: u64, name: &OsStr, mode: u32, rdev: u32) -> FsResult<(u64, Attr)> {
+        self.create_entry(parent, name, |p, entry| {
+            let ft = rustix::fs::FileType::from_raw_mode(mode);
+            if ft == rustix::fs::FileType::RegularFile {
+                let fd = openat(
+                    &p.fd,
+                    entry,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(mode & 0o7777),
+                )?;
+                drop(fd);
+                return Ok(());
+            }
+            rustix::fs::mknodat(
+                &p.fd,
+                entry,
+                ft,
+                Mode::from_raw_mode(mode & 0o7777),
+                u64::from(rdev),
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn symlink(&self, parent: u64, name: &OsStr, target: &OsStr) -> FsResult<(u64, Attr)> {
+        let stored_target = self.names.encrypt_target(target.as_bytes())?;
+        self.create_entry(parent, name, |p, entry| {
+            Ok(rustix::fs::symlinkat(stored_target.as_str(), &p.fd, entry)?)
+        })
+    }
+
+    pub fn link(&self, id: u64, newparent: u64, newname: &OsStr) -> FsResult<(u64, Attr)> {
+        let node = self.node(id)?;
+        // Through /proc, as linkat(2) documents for unprivileged callers.
+        self.create_entry(newparent, newname, |p, entry| {
+            Ok(rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_path(&node),
+                &p.fd,
+                entry,
+                AtFlags::SYMLINK_FOLLOW,
+            )?)
+        })
+    }
+
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> FsResult<(u64, Attr, u64)> {
+        let mut created: Option<File> = None;
+        let (id, attr) = self.create_entry(parent, name, |p, entry| {
+            let fd = openat(
+                &p.fd,
+                entry,
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                Mode::from_raw_mode(mode & 0o7777),
+            )?;
+            created = Some(File::from(fd));
+            Ok(())
+        })?;
+        let node = self.node(id)?;
+        let file = match created {
+            Some(f) => f,
+            None => self.reopen(&node, flags)?,
+        };
+        let fh = self.add_handle(Handle::File { node, file });
+        Ok((id, attr, fh))
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        let parent = self.node(parent)?;
+        let stored = self.stored_name(&parent, name)?;
+        rustix::fs::unlinkat(&parent.fd, stored.entry(), AtFlags::empty())?;
+        self.remove_companion(&parent, &stored);
+        Ok(())
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> FsResult<()> {
+        let parent = self.node(parent)?;
+        let stored = self.stored_name(&parent, name)?;
+        let entry = stored.entry();
+        if !self.names.is_plaintext() {
+            let dfd = openat(
+                &parent.fd,
+                entry,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let mut iv = Vec::new();
+            if let Ok(fd) = openat(
+                &dfd,
+                DIRIV_NAME,
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                File::from(fd).read_to_end(&mut iv)?;
+            }
+            let visible = rustix::fs::Dir::read_from(&dfd)?
+                .filter_map(Result::ok)
+                .any(|e| !matches!(e.file_name().to_bytes(), b"." | b".." | b"cipherfs.diriv"));
+            if visible {
+                return Err(FsError(libc::ENOTEMPTY));
+            }
+            let _ = rustix::fs::unlinkat(&dfd, DIRIV_NAME, AtFlags::empty());
+            if let Err(e) = rustix::fs::unlinkat(&parent.fd, entry, AtFlags::REMOVEDIR) {
+                // Something appeared meanwhile: put the same IV back.
+                if iv.len() == 16 {
+                    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+                    if let Ok(fd) = openat(&dfd, DIRIV_NAME, flags, Mode::from_raw_mode(0o444)) {
+                        let _ = std::io::Write::write_all(&mut File::from(fd), &iv);
+                    }
+                }
+                return Err(e.into());
+            }
+        } else {
+            rustix::fs::unlinkat(&parent.fd, entry, AtFlags::REMOVEDIR)?;
+        }
+        self.remove_companion(&parent, &stored);
+        Ok(())
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+    ) -> FsResult<()> {
+        let (p, np) = (self.node(parent)?, self.node(newparent)?);
+        let from = self.stored_name(&p, name)?;
+        let to = self.stored_name(&np, newname)?;
+        let had = matches!(to, StoredName::Long { .. }) && self.entry_exists(&np, to.entry());
+        self.write_companion(&np, &to)?;
+        let rflags = RenameFlags::from_bits_truncate(flags);
+        if let Err(e) = rustix::fs::renameat_with(&p.fd, from.entry(), &np.fd, to.entry(), rflags) {
+            if !had {
+                self.remove_companion(&np, &to);
+            }
+            return Err(e.into());
+        }
+        // After an exchange both names still have entries; otherwise the old one is gone.
+        if !rflags.contains(RenameFlags::EXCHANGE) && (p.id != np.id || from != to) {
+            self.remove_companion(&p, &from);
+        }
+        Ok(())
+    }
+
+    /// Opens the backing file of `node` for I/O. Read-write where allowed, as
+    /// writes re-encrypt whole sectors and so must read; O_APPEND and O_TRUNC
+    /// are the kernel's business (offsets here are plaintext offsets).
+    fn reopen(&self, node: &Node, flags: i32) -> FsResult<File> {
+        let path = proc_path(node);
+        let keep = flags
+            & !(libc::O_ACCMODE
+                | libc::O_APPEND
+                | libc::O_TRUNC
+                | libc::O_CREAT
+                | libc::O_EXCL
+                | libc::O_NOCTTY);
+        let try_open = |acc: i32| {
+            rustix::fs::open(
+                path.as_str(),
+                OFlags::from_bits_retain((keep | acc) as u32) | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let fd = match try_open(libc::O_RDWR) {
+            Ok(fd) => fd,
+            Err(_) => try_open(flags & libc::O_ACCMODE)?,
+        };
+        Ok(File::from(fd))
+    }
+
+    pub fn open(&self, id: u64, flags: i32) -> FsResult<u64> {
+        let node = self.node(id)?;
+        if node.kind != Kind::File {
+            return Err(FsError(libc::EISDIR));
+        }
+        let file = self.reopen(&node, flags)?;
+        Ok(self.add_handle(Handle::File { node, file }))
+    }
+
+    fn file_handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+        let h = self.handle(fh)?;
+        match &*h {
+            Handle::File { .. } => Ok(h),
+            Handle::Dir { .. } => Err(FsError(libc::EISDIR)),
+        }
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let h = self.file_handle(fh)?;
+        let Handle::File { node, file } = &*h else {
+            return Err(FsError::EBADF);
+        };
+        self.read_file(node, file, offset, size)
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let h = self.file_handle(fh)?;
+        let Handle::File { node, file } = &*h else {
+            return Err(FsError::EBADF);
+        };
+        self.write_file(node, file, offset, data)
+    }
+
+    pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        match &*h {
+            Handle::File { file, .. } if datasync => file.sync_data()?,
+            Handle::File { file, .. } => file.sync_all()?,
+            Handle::Dir { node, .. } => rustix::fs::fsync(openat(
+                &node.fd,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?)?,
+        }
+        Ok(())
+    }
+
+    /// Mode 0 only: the range reads as zeros and the file grows to cover it.
+    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
+        if mode != 0 {
+            return Err(FsError::EOPNOTSUPP);
+        }
+        let h = self.file_handle(fh)?;
+        let Handle::File { node, file } = &*h else {
+            return Err(FsError::EBADF);
+        };
+        let end = offset.checked_add(length).ok_or(FsError::EINVAL)?;
+        if end > self.file_plain_size(node, file)? {
+            self.truncate_file(node, file, end)?;
+        }
+        Ok(())
+    }
+
+    pub fn opendir(&self, id: u64) -> FsResult<u64> {
+        let node = self.node(id)?;
+        if node.kind != Kind::Dir {
+            return Err(FsError(libc::ENOTDIR));
+        }
+        Ok(self.add_handle(Handle::Dir {
+            node,
+            entries: Mutex::new(None),
+        }))
+    }
+
+    /// Entries from `offset` on; each is returned with the offset of the next.
+    /// Offset 0 lists afresh; later calls continue the same listing.
+    pub fn readdir(&self, fh: u64, offset: u64) -> FsResult<Vec<(u64, DirEntry)>> {
+        let h = self.handle(fh)?;
+        let Handle::Dir { node, entries } = &*h else {
+            return Err(FsError(libc::ENOTDIR));
+        };
+        let mut cached = entries.lock().unwrap_or_else(|e| e.into_inner());
+        if offset == 0 || cached.is_none() {
+            let st = node.stat()?;
+            let mut list = vec![
+                DirEntry {
+                    name: b".".to_vec(),
+                    ino: st.st_ino,
+                    kind: Kind::Dir,
+                },
+                DirEntry {
+                    name: b"..".to_vec(),
+                    ino: st.st_ino,
+                    kind: Kind::Dir,
+                },
+            ];
+            list.extend(self.list(node)?);
+            *cached = Some(list);
+        }
+        let list = cached.as_ref().map(|l| l.as_slice()).unwrap_or_default();
+        Ok(list
+            .iter()
+            .enumerate()
+            .skip(offset as usize)
+            .map(|(i, e)| (i as u64 + 1, e.clone()))
+            .collect())
+    }
+
+    pub fn statfs(&self) -> FsResult<StatFs> {
+        let root = self.node(super::ROOT_ID)?;
+        let s = rustix::fs::fstatvfs(&root.fd)?;
+        Ok(StatFs {
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
+            files: s.f_files,
+            ffree: s.f_ffree,
+            bsize: s.f_bsize as u32,
+            // The longest plaintext name; longer encodings become long names.
+            namelen: crate::names::NAME_MAX as u32,
+            frsize: s.f_frsize as u32,
+        })
+    }
+}
