@@ -60,3 +60,4 @@ impl Rng {
 }
 
 pub mod independent;
+pub mod mount;

@@ -1,0 +1,181 @@
+//! A cipher directory initialised and mounted for one test, through the
+//! real `cipherfs` binary; unmounted (and the daemon gone) when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cipherfs");
+
+pub struct Mounted {
+    pub root: PathBuf,
+    pub cipher: PathBuf,
+    pub plain: PathBuf,
+    pub passfile: PathBuf,
+    pub extra: Vec<String>,
+}
+
+pub fn cipherfs(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run cipherfs")
+}
+
+fn fuse_usable(test: &str) -> bool {
+    if Path::new("/dev/fuse").exists() {
+        return true;
+    }
+    if std::env::var("CIPHERFS_REQUIRE_FUSE").as_deref() == Ok("1") {
+        panic!("{test}: /dev/fuse is missing but CIPHERFS_REQUIRE_FUSE=1");
+    }
+    eprintln!("SKIP {test}: /dev/fuse is missing");
+    false
+}
+
+impl Mounted {
+    /// Inits a fresh cipher directory (cheap KDF) and mounts it; `None`
+    /// (after saying why) where FUSE is not available.
+    pub fn new(test: &str, init_args: &[&str]) -> Option<Self> {
+        if !fuse_usable(test) {
+            return None;
+        }
+        let root = std::env::temp_dir().join(format!("cipherfs-{test}-{}", std::process::id()));
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg(root.join("p"))
+            .output();
+        let _ = std::fs::remove_dir_all(&root);
+        let (cipher, plain, passfile) = (root.join("c"), root.join("p"), root.join("pw"));
+        std::fs::create_dir_all(&cipher).unwrap();
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::write(&passfile, "test password\n").unwrap();
+        let mut args = vec![
+            "init",
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+            "--passfile",
+        ];
+        args.push(passfile.to_str().unwrap());
+        args.extend_from_slice(init_args);
+        args.push(cipher.to_str().unwrap());
+        let out = cipherfs(&args);
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let m = Mounted {
+            root,
+            cipher,
+            plain,
+            passfile,
+            extra: Vec::new(),
+        };
+        m.mount();
+        Some(m)
+    }
+
+    pub fn mount(&self) {
+        let mut args = vec!["mount", "--passfile", self.passfile.to_str().unwrap()];
+        args.extend(self.extra.iter().map(String::as_str));
+        args.push(self.cipher.to_str().unwrap());
+        args.push(self.plain.to_str().unwrap());
+        let out = cipherfs(&args);
+        assert!(
+            out.status.success(),
+            "mount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        let target = self.plain.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+    }
+
+    pub fn unmount(&self) {
+        let out = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.plain)
+            .output()
+            .expect("fusermount3");
+        assert!(
+            out.status.success(),
+            "fusermount3 -u: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let start = Instant::now();
+        while self.is_mounted() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!self.is_mounted(), "still mounted after fusermount3 -u");
+    }
+
+    pub fn remount(&self) {
+        self.unmount();
+        self.mount();
+    }
+
+    /// The master key, through `cipherfs info --show-masterkey`.
+    pub fn master_key(&self) -> [u8; 64] {
+        let out = cipherfs(&[
+            "info",
+            "--show-masterkey",
+            "--passfile",
+            self.passfile.to_str().unwrap(),
+            self.cipher.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().find(|l| l.starts_with("master key")).unwrap();
+        let hex: String = line["master key".len()..]
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .collect();
+        let mut k = [0u8; 64];
+        for (i, b) in k.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        k
+    }
+
+    /// Every regular file under the cipher directory that is not cipherfs's own.
+    pub fn cipher_files(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                let p = e.path();
+                let ft = e.file_type().unwrap();
+                if ft.is_dir() {
+                    walk(&p, out);
+                } else if ft.is_file() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n != "cipherfs.conf" && n != "cipherfs.diriv" && !n.ends_with(".name") {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.cipher, &mut v);
+        v
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.is_mounted() {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.plain)
+                .output();
+            let start = Instant::now();
+            while self.is_mounted() && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
