@@ -19,14 +19,27 @@ pub fn cipherfs(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run cipherfs")
 }
 
+/// Whether this machine can run mount tests; why not, otherwise. The test
+/// command sets CIPHERFS_REQUIRE_FUSE=1 on the host, so there they cannot skip.
 fn fuse_usable(test: &str) -> bool {
-    if Path::new("/dev/fuse").exists() {
-        return true;
-    }
+    let missing = if !Path::new("/dev/fuse").exists() {
+        Some("/dev/fuse is missing".to_string())
+    } else if !Path::new(BIN).exists() {
+        Some(format!("the cipherfs binary is not at {BIN}"))
+    } else if Command::new("fusermount3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        Some("fusermount3 is not installed (apt-get install fuse3)".to_string())
+    } else {
+        None
+    };
+    let Some(why) = missing else { return true };
     if std::env::var("CIPHERFS_REQUIRE_FUSE").as_deref() == Ok("1") {
-        panic!("{test}: /dev/fuse is missing but CIPHERFS_REQUIRE_FUSE=1");
+        panic!("{test}: CIPHERFS_REQUIRE_FUSE=1 but {why}");
     }
-    eprintln!("SKIP {test}: /dev/fuse is missing");
+    eprintln!("SKIP {test}: {why}");
     false
 }
 
