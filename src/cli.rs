@@ -32,7 +32,7 @@ pub struct Cli {
 /// Where the password comes from (default: a prompt on the terminal).
 #[derive(Args, Debug, Clone)]
 pub struct PasswordArgs {
-    /// Read the password from FILE (its first line; a trailing newline is dropped).
+    /// Read the password from FILE (its content, less one trailing newline).
     #[arg(long, value_name = "FILE", conflicts_with = "extpass")]
     pub passfile: Option<PathBuf>,
     /// Run CMD with /bin/sh and use what it prints as the password.
@@ -66,7 +66,9 @@ pub enum Command {
     },
     /// Mount CIPHERDIR on MOUNTPOINT, showing its plaintext.
     Mount {
+        /// The cipher directory (made by `cipherfs init`).
         cipherdir: PathBuf,
+        /// An existing directory where the plaintext will appear.
         mountpoint: PathBuf,
         /// Stay in the foreground (by default the daemon detaches once the mount answers).
         #[arg(short, long)]
@@ -94,6 +96,7 @@ pub enum Command {
     },
     /// Print a cipher directory's settings (never the key, unless asked).
     Info {
+        /// The cipher directory.
         cipherdir: PathBuf,
         /// Also print the master key, after asking for the password. Keep it offline.
         #[arg(long)]
@@ -103,6 +106,7 @@ pub enum Command {
     },
     /// Change the password (the master key stays; the config gets a fresh salt).
     Passwd {
+        /// The cipher directory.
         cipherdir: PathBuf,
         #[command(flatten)]
         password: PasswordArgs,

@@ -363,7 +363,9 @@ impl CipherFs {
 
     /// Opens the backing file of `node` for I/O. Read-write where allowed, as
     /// writes re-encrypt whole sectors and so must read; O_APPEND and O_TRUNC
-    /// are the kernel's business (offsets here are plaintext offsets).
+    /// are the kernel's business (offsets here are plaintext offsets), and so
+    /// is O_DIRECT: backing I/O is unaligned by design (the 32-byte header),
+    /// which O_DIRECT refuses with EINVAL.
     fn reopen(&self, node: &Node, flags: i32) -> FsResult<File> {
         let path = proc_path(node);
         let keep = flags
@@ -372,7 +374,8 @@ impl CipherFs {
                 | libc::O_TRUNC
                 | libc::O_CREAT
                 | libc::O_EXCL
-                | libc::O_NOCTTY);
+                | libc::O_NOCTTY
+                | libc::O_DIRECT);
         let try_open = |acc: i32| {
             rustix::fs::open(
                 path.as_str(),
