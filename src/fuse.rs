@@ -14,6 +14,7 @@ use fuser::{
 };
 
 use crate::fs::{Attr, CipherFs, FsError, Kind, SetAttr, SetTime};
+use fuser::ReplyXattr;
 
 /// How long the kernel may cache attributes and names: short, so changes
 /// made to the cipher directory underneath show up within a second.
@@ -106,6 +107,16 @@ impl FuseAdapter {
             }
             Err(e) => reply.error(errno(e)),
         }
+    }
+}
+
+/// FUSE's two-step xattr reply: size 0 asks for the length only.
+fn reply_xattr(r: Result<Vec<u8>, FsError>, size: u32, reply: ReplyXattr) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() <= size as usize => reply.data(&v),
+        Ok(_) => reply.error(Errno::ERANGE),
+        Err(e) => reply.error(errno(e)),
     }
 }
 
@@ -427,6 +438,37 @@ impl Filesystem for FuseAdapter {
                     FopenFlags::empty(),
                 );
             }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.setxattr(ino.0, name, value, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        reply_xattr(self.fs.getxattr(ino.0, name), size, reply);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        reply_xattr(self.fs.listxattr(ino.0), size, reply);
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.removexattr(ino.0, name) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
     }

@@ -8,6 +8,7 @@ mod error;
 mod file;
 mod node;
 mod ops;
+mod xattr;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,6 +27,7 @@ pub use ops::{SetAttr, SetTime, StatFs};
 use crate::config::{NameMode, Params};
 use crate::content::offsets::plain_size;
 use crate::crypto::MasterKey;
+use crate::names::xattr::XattrCipher;
 use crate::names::{NameCipher, NameError};
 use crate::skcipher::Backend;
 use node::NodeTable;
@@ -67,6 +69,7 @@ pub struct CipherFs {
     next_fh: AtomicU64,
     master: MasterKey,
     names: NameCipher,
+    xattrs: XattrCipher,
     alg: String,
     key_len: usize,
     sector: usize,
@@ -102,6 +105,7 @@ impl CipherFs {
                 NameCipher::new(&master, backend).map_err(|e: NameError| e.to_string())?
             }
         };
+        let xattrs = XattrCipher::new(&master, backend).map_err(|e| e.to_string())?;
         Ok(Self {
             cipherdir: cipherdir.to_path_buf(),
             nodes: NodeTable::new(root).map_err(|e| format!("{}: {e}", cipherdir.display()))?,
@@ -109,6 +113,7 @@ impl CipherFs {
             next_fh: AtomicU64::new(1),
             master,
             names,
+            xattrs,
             alg: params.content_cipher.clone(),
             key_len: params.content_key_bytes,
             sector: params.sector_size as usize,

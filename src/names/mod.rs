@@ -7,6 +7,8 @@
 //! `cipherfs.longname.<base64url(SHA-256(encoded))>`, with the full encoded
 //! name in a companion file of that name plus `.name` (gocryptfs's scheme).
 
+pub mod xattr;
+
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
