@@ -90,3 +90,47 @@ fn same_plaintext_in_two_files_differs_and_holes_read_as_zeros() {
         "short stored sector"
     );
 }
+
+#[test]
+fn runs_match_sector_by_sector_on_both_sides_of_the_parallel_threshold() {
+    use cipherfs::content::sector::PARALLEL_MIN;
+    let master = MasterKey::generate().unwrap();
+    let mut rng = Rng::new(33);
+    for backend in common::backends("runs_match_sector_by_sector") {
+        let header = FileHeader::random().unwrap();
+        let fc = FileCipher::new(&master, &header, "xts(aes)", 64, backend, 4096).unwrap();
+        for count in [1, PARALLEL_MIN - 1, PARALLEL_MIN, PARALLEL_MIN + 1, 40] {
+            let last_t = 1 + rng.below(4096);
+            let plains: Vec<Vec<u8>> = (0..count)
+                .map(|i| rng.bytes(if i + 1 == count { last_t } else { 4096 }))
+                .collect();
+            let first = rng.below(1000) as u64;
+            let run = fc.encrypt_run(first, plains.clone()).unwrap();
+            let mut one_by_one = Vec::new();
+            let mut stored = Vec::new();
+            for (i, p) in plains.iter().enumerate() {
+                fc.encrypt_sector(first + i as u64, p, &mut stored).unwrap();
+                one_by_one.extend_from_slice(&stored);
+            }
+            assert_eq!(run, one_by_one, "{backend}: {count} sectors");
+            // Decrypt the run, with one sector turned into a hole.
+            let mut with_hole = run.clone();
+            if count > 2 {
+                with_hole[4096..8192].fill(0);
+            }
+            let mut sectors = Vec::new();
+            let mut off = 0;
+            for p in &plains {
+                let len = stored_len(p.len() as u64) as usize;
+                sectors.push((&with_hole[off..off + len], p.len()));
+                off += len;
+            }
+            let back = fc.decrypt_run(first, sectors).unwrap();
+            let mut want: Vec<u8> = plains.concat();
+            if count > 2 {
+                want[4096..8192].fill(0);
+            }
+            assert_eq!(back, want, "{backend}: {count} sectors");
+        }
+    }
+}

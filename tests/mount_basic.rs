@@ -16,6 +16,15 @@ fn sizes(sector: u64) -> Vec<u64> {
     for k in 1..=2u64 {
         v.extend((k * sector - 17)..=(k * sector + 17));
     }
+    // Large enough that one request spans many sectors (the parallel path).
+    v.extend([
+        8 * sector - 1,
+        8 * sector,
+        8 * sector + 1,
+        64 * sector + 17,
+        (1 << 20) + 5,
+        3 << 20,
+    ]);
     v
 }
 
@@ -348,4 +357,65 @@ fn truncate_append_and_sparse_files() {
     // O_TRUNC.
     fs::write(&p, b"new").unwrap();
     assert_eq!(fs::read(&p).unwrap(), b"new");
+}
+
+#[test]
+fn a_read_only_cipher_directory_mounts_and_refuses_writes_with_erofs() {
+    let Some(m) = Mounted::new("readonly", &[]) else {
+        return;
+    };
+    fs::write(m.plain.join("kept"), b"still readable").unwrap();
+    m.unmount();
+    // A read-only bind mount of the cipher directory (root only, as in CI).
+    let ro = m.root.join("ro");
+    fs::create_dir_all(&ro).unwrap();
+    let sh = |cmd: String| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .unwrap()
+            .success()
+    };
+    if !sh(format!(
+        "mount --bind {} {} && mount -o remount,bind,ro {}",
+        m.cipher.display(),
+        ro.display(),
+        ro.display()
+    )) {
+        eprintln!(
+            "SKIP a_read_only_cipher_directory: cannot make a read-only bind mount (not root?)"
+        );
+        return;
+    }
+    let out = cipherfs(&[
+        "mount",
+        "--passfile",
+        m.passfile.to_str().unwrap(),
+        ro.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    let result = std::panic::catch_unwind(|| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(fs::read(m.plain.join("kept")).unwrap(), b"still readable");
+        let e = fs::write(m.plain.join("new"), b"x").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+        let e = fs::OpenOptions::new()
+            .append(true)
+            .open(m.plain.join("kept"))
+            .and_then(|mut f| f.write_all(b"x"))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    });
+    let _ = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(&m.plain)
+        .status();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sh(format!("umount {}", ro.display()));
+    result.unwrap();
 }

@@ -109,22 +109,40 @@ impl CipherFs {
         let end = p_size.min(offset + u64::from(size));
         let fc = self.cipher_for(node, file)?;
         let s = self.sector as u64;
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        let mut plain = Vec::with_capacity(self.sector);
-        for n in sectors_touched(offset, end - offset, s) {
-            self.read_sector(node, file, &fc, n, p_size, &mut plain)?;
-            let start = offset.max(n * s) - n * s;
-            let stop = end.min((n + 1) * s) - n * s;
-            out.extend_from_slice(&plain[start as usize..stop as usize]);
-        }
-        Ok(out)
+        let range = sectors_touched(offset, end - offset, s);
+        let (first, last) = (range.start, range.end - 1);
+        let c_start = c_sector_offset(first, s);
+        let c_end = c_sector_offset(last, s) + stored_len(sector_plain_len(last, p_size, s));
+        // One read for the whole range, then all its sectors decrypted (in
+        // parallel when there are many).
+        let mut raw = vec![0u8; (c_end - c_start) as usize];
+        file.read_exact_at(&mut raw, c_start).map_err(|e| {
+            log::warn!(
+                "{}: sectors {first}..={last} unreadable: {e}",
+                self.describe(node)
+            );
+            FsError::EIO
+        })?;
+        let sectors = range
+            .map(|n| {
+                let t = sector_plain_len(n, p_size, s);
+                let o = (c_sector_offset(n, s) - c_start) as usize;
+                (&raw[o..o + stored_len(t) as usize], t as usize)
+            })
+            .collect();
+        let plain = fc.decrypt_run(first, sectors).map_err(|e| {
+            log::warn!("{}: sectors {first}..={last}: {e}", self.describe(node));
+            FsError::EIO
+        })?;
+        let start = (offset - first * s) as usize;
+        Ok(plain[start..start + (end - offset) as usize].to_vec())
     }
 
-    /// Rewrites sector `n` so it holds `new_t` bytes: the old content (of a
-    /// file of size `old_p`), zero-extended or cut, with `data` laid over it
-    /// at `at` within the sector.
+    /// The new plaintext of sector `n`, holding `new_t` bytes: its old
+    /// content (of a file of size `old_p`), zero-extended or cut, with `data`
+    /// laid over it at `at` within the sector.
     #[allow(clippy::too_many_arguments)]
-    fn rewrite_sector(
+    fn sector_plain(
         &self,
         node: &Node,
         file: &File,
@@ -134,7 +152,7 @@ impl CipherFs {
         new_t: u64,
         at: usize,
         data: &[u8],
-    ) -> FsResult<()> {
+    ) -> FsResult<Vec<u8>> {
         let s = self.sector as u64;
         let mut plain = Vec::with_capacity(self.sector);
         let covers_all = at == 0 && data.len() as u64 >= new_t;
@@ -143,9 +161,23 @@ impl CipherFs {
         }
         plain.resize(new_t as usize, 0);
         plain[at..at + data.len()].copy_from_slice(data);
+        Ok(plain)
+    }
+
+    /// Re-encrypts sector `n` at `new_t` bytes (truncate, gap before a write).
+    fn rewrite_sector(
+        &self,
+        node: &Node,
+        file: &File,
+        fc: &FileCipher,
+        n: u64,
+        old_p: u64,
+        new_t: u64,
+    ) -> FsResult<()> {
+        let plain = self.sector_plain(node, file, fc, n, old_p, new_t, 0, &[])?;
         let mut stored = Vec::with_capacity(self.sector + 16);
         fc.encrypt_sector(n, &plain, &mut stored)?;
-        file.write_all_at(&stored, c_sector_offset(n, s))?;
+        file.write_all_at(&stored, c_sector_offset(n, self.sector as u64))?;
         Ok(())
     }
 
@@ -181,26 +213,31 @@ impl CipherFs {
                     last,
                     old_p,
                     sector_plain_len(last, new_p, s),
-                    0,
-                    &[],
                 )?;
             }
         }
-        for n in sectors_touched(offset, data.len() as u64, s) {
+        // Every touched sector's new plaintext, then all encrypted (in parallel
+        // when there are many) and written with one call.
+        let range = sectors_touched(offset, data.len() as u64, s);
+        let mut plains = Vec::with_capacity((range.end - range.start) as usize);
+        for n in range.clone() {
             let lo = offset.max(n * s);
             let hi = end.min((n + 1) * s);
             let chunk = &data[(lo - offset) as usize..(hi - offset) as usize];
-            self.rewrite_sector(
+            let new_t = sector_plain_len(n, new_p, s);
+            plains.push(self.sector_plain(
                 node,
                 file,
                 &fc,
                 n,
                 old_p,
-                sector_plain_len(n, new_p, s),
+                new_t,
                 (lo - n * s) as usize,
                 chunk,
-            )?;
+            )?);
         }
+        let stored = fc.encrypt_run(range.start, plains)?;
+        file.write_all_at(&stored, c_sector_offset(range.start, s))?;
         // The stored size must match the new plaintext size exactly: a last
         // sector that grew within its 16-byte block leaves stale filler.
         if file.metadata()?.len() != cipher_size(new_p) {
@@ -232,7 +269,7 @@ impl CipherFs {
             let last = (new_p - 1) / s;
             let t = sector_plain_len(last, new_p, s);
             if t != sector_plain_len(last, old_p, s) {
-                self.rewrite_sector(node, file, &fc, last, old_p, t, 0, &[])?;
+                self.rewrite_sector(node, file, &fc, last, old_p, t)?;
             }
         } else if old_p > 0 && old_p % s != 0 {
             // Growing: the old partial last sector is zero-extended; sectors
@@ -245,8 +282,6 @@ impl CipherFs {
                 last,
                 old_p,
                 sector_plain_len(last, new_p, s),
-                0,
-                &[],
             )?;
         }
         file.set_len(cipher_size(new_p))?;
