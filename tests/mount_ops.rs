@@ -271,3 +271,46 @@ fn user_xattrs_round_trip_and_are_stored_encrypted() {
     rustix::fs::removexattr(fp, "user.colour").unwrap();
     assert!(rustix::fs::getxattr(fp, "user.colour", &mut buf[..]).is_err());
 }
+
+#[test]
+fn rename_noreplace_exchange_and_device_nodes() {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let Some(m) = Mounted::new("rename2", &[]) else {
+        return;
+    };
+    let (a, b) = (m.plain.join("a"), m.plain.join("b"));
+    fs::write(&a, b"first").unwrap();
+    fs::write(&b, b"second").unwrap();
+    let e = renameat_with(CWD, &a, CWD, &b, RenameFlags::NOREPLACE).unwrap_err();
+    assert_eq!(e, rustix::io::Errno::EXIST);
+    renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).unwrap();
+    assert_eq!(
+        (fs::read(&a).unwrap(), fs::read(&b).unwrap()),
+        (b"second".to_vec(), b"first".to_vec())
+    );
+    // A long name exchanged with a short one keeps both reachable.
+    let long = m.plain.join("q".repeat(200));
+    fs::write(&long, b"long").unwrap();
+    renameat_with(CWD, &a, CWD, &long, RenameFlags::EXCHANGE).unwrap();
+    assert_eq!(fs::read(&long).unwrap(), b"second");
+    assert_eq!(fs::read(&a).unwrap(), b"long");
+    m.remount();
+    assert_eq!(fs::read(&long).unwrap(), b"second");
+    // A character device (root only): /dev/null's numbers.
+    let dev = m.plain.join("null");
+    if Command::new("mknod")
+        .arg(&dev)
+        .arg("c")
+        .arg("1")
+        .arg("3")
+        .status()
+        .unwrap()
+        .success()
+    {
+        let meta = fs::symlink_metadata(&dev).unwrap();
+        assert!(meta.file_type().is_char_device());
+        assert_eq!(meta.rdev(), libc::makedev(1, 3));
+    } else {
+        eprintln!("SKIP device node part: mknod needs root");
+    }
+}
