@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod exitcode;
 pub mod fs;
 pub mod fuse;
+pub mod helper;
 pub mod names;
 pub mod password;
 pub mod skcipher;

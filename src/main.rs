@@ -44,6 +44,10 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
                 opts.backend = b.parse().map_err(|e: String| Failure::new(EXIT_USAGE, e))?
             }
             ("passfile", Some(f)) => opts.password = password::Source::File(f.into()),
+            ("extpass", Some(c)) => opts.password = password::Source::Command(c.into()),
+            // Named by mount.fuse3 and mount(8); we set our own.
+            ("subtype" | "fsname", Some(_)) => {}
+            (k, _) if cipherfs::helper::is_mount8_option(k) => {}
             _ => opts.extra.push(o.to_string()),
         }
     }
@@ -289,7 +293,11 @@ fn selftest_key(info: &alg::AlgInfo) -> Vec<u8> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match cipherfs::helper::classify(std::env::args_os().collect()) {
+        cipherfs::helper::Invocation::Normal(a) | cipherfs::helper::Invocation::Helper(a) => a,
+        cipherfs::helper::Invocation::Fake => return ExitCode::SUCCESS,
+    };
+    let cli = Cli::parse_from(args);
     init_logging(&cli);
     match run(&cli.command) {
         Ok(true) => ExitCode::SUCCESS,

@@ -135,7 +135,38 @@ fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
         cfg.mount_options.push(M::RO);
     }
     for o in &opts.extra {
-        cfg.mount_options.push(M::CUSTOM(o.clone()));
+        // Generic mount flags (mount(8) expands "defaults" into some of them)
+        // are flags for the mount call, not FUSE options, which the kernel
+        // would refuse with EINVAL.
+        let flag = match o.as_str() {
+            "dev" => Some(M::Dev),
+            "nodev" => Some(M::NoDev),
+            "suid" => Some(M::Suid),
+            "nosuid" => Some(M::NoSuid),
+            "exec" => Some(M::Exec),
+            "noexec" => Some(M::NoExec),
+            "async" => Some(M::Async),
+            "sync" => Some(M::Sync),
+            "atime" => Some(M::Atime),
+            "noatime" => Some(M::NoAtime),
+            "dirsync" => Some(M::DirSync),
+            "relatime" | "strictatime" | "nodiratime" | "diratime" | "lazytime" | "nolazytime" => {
+                None
+            }
+            _ => {
+                cfg.mount_options.push(M::CUSTOM(o.clone()));
+                None
+            }
+        };
+        if let Some(f) = flag {
+            let opposite = match f {
+                M::Dev => Some(M::NoDev),
+                M::Suid => Some(M::NoSuid),
+                _ => None,
+            };
+            cfg.mount_options.retain(|x| Some(x) != opposite.as_ref());
+            cfg.mount_options.push(f);
+        }
     }
     if opts.allow_other {
         cfg.acl = fuser::SessionACL::All;

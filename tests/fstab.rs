@@ -1,0 +1,133 @@
+//! Mounting the way admins do: fstab entries of type `fuse.cipherfs`
+//! (through mount.fuse3) and `cipherfs` (through mount.cipherfs), with
+//! mount(8)'s own options, mounted by `mount -T FILE` and unmounted by `umount`.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::mount::{Mounted, BIN};
+
+/// A symlink to the built binary where mount(8) and mount.fuse3 look for
+/// helpers, removed on drop; never replaces something that is not ours.
+struct Installed(Vec<PathBuf>);
+
+impl Installed {
+    fn new(paths: &[&str]) -> Option<Self> {
+        let mut made = Vec::new();
+        for p in paths {
+            let p = Path::new(p);
+            if let Ok(existing) = fs::read_link(p) {
+                if !existing.to_string_lossy().contains("cipherfs") {
+                    eprintln!("SKIP: {} exists and is not ours", p.display());
+                    return None;
+                }
+            } else if p.exists() {
+                eprintln!(
+                    "SKIP: {} is a real installation; not replacing it",
+                    p.display()
+                );
+                return None;
+            }
+            let _ = fs::remove_file(p);
+            if std::os::unix::fs::symlink(BIN, p).is_err() {
+                eprintln!("SKIP: cannot install {} (not root?)", p.display());
+                return None;
+            }
+            made.push(p.to_path_buf());
+        }
+        Some(Installed(made))
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn mount_with_fstab(m: &Mounted, fstype: &str, options: &str) {
+    let fstab = m.root.join("fstab");
+    fs::write(
+        &fstab,
+        format!(
+            "# test\n{} {} {fstype} {options} 0 0\n",
+            m.cipher.display(),
+            m.plain.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("mount")
+        .arg("-T")
+        .arg(&fstab)
+        .arg(&m.plain)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount -T: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        m.is_mounted(),
+        "{fstype}: not mounted after mount(8) returned"
+    );
+    fs::write(m.plain.join("via-fstab"), fstype).unwrap();
+    assert_eq!(
+        fs::read_to_string(m.plain.join("via-fstab")).unwrap(),
+        fstype
+    );
+    let out = Command::new("umount").arg(&m.plain).output().unwrap();
+    assert!(
+        out.status.success(),
+        "umount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    while m.is_mounted() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!m.is_mounted());
+}
+
+#[test]
+fn fstab_entries_mount_through_mount8_and_unmount_with_umount() {
+    if unsafe_to_touch_system() {
+        return;
+    }
+    let Some(m) = Mounted::new("fstab", &[]) else {
+        return;
+    };
+    m.unmount();
+    let Some(_installed) = Installed::new(&["/usr/local/bin/cipherfs", "/sbin/mount.cipherfs"])
+    else {
+        return;
+    };
+    let pw = m.passfile.display().to_string();
+    // mount(8)'s and systemd's own options must be understood, not passed on.
+    let opts = format!("passfile={pw},nofail,_netdev,x-systemd.automount,x-systemd.idle-timeout=60,defaults,noatime,comment=test");
+    mount_with_fstab(&m, "fuse.cipherfs", &opts);
+    mount_with_fstab(&m, "cipherfs", &format!("passfile={pw},rw,nosuid,nodev"));
+    // Both mounts wrote through the same key: the data is all there.
+    m.mount();
+    assert_eq!(
+        fs::read_to_string(m.plain.join("via-fstab")).unwrap(),
+        "cipherfs"
+    );
+}
+
+/// The test installs helpers system-wide; it runs only as root (as in CI)
+/// and says so otherwise.
+fn unsafe_to_touch_system() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        eprintln!("SKIP fstab test: needs root to install mount helpers");
+    }
+    !root
+}
