@@ -234,6 +234,17 @@ fn serve(
         println!("{READY}");
         let _ = std::io::stdout().flush();
     }
+    // systemd Type=notify: ready only now that the mount answers. Without
+    // NOTIFY_SOCKET this does nothing.
+    let status = format!(
+        "mounted {} on {}",
+        cipherdir.display(),
+        mountpoint.display()
+    );
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
     log::info!(
         "{} mounted on {}",
         cipherdir.display(),
@@ -256,6 +267,7 @@ fn serve(
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(sig) => {
                 log::info!("signal {sig}: unmounting {}", mountpoint.display());
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 handle.close();
                 return session.umount_and_join().map_err(|e| {
                     Failure::new(
@@ -266,6 +278,7 @@ fn serve(
             }
             Err(mpsc::RecvTimeoutError::Timeout) if is_mounted(mountpoint) => continue,
             Err(_) => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 handle.close();
                 log::info!("{} was unmounted", mountpoint.display());
                 return session
