@@ -114,6 +114,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         new_passfile: Option<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Measure cipher throughput on every backend that works here.
     Speed {
         /// Algorithm to measure, as NAME or NAME:KEYBYTES (repeatable); default:

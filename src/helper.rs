@@ -7,11 +7,6 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-/// The subcommand names; anything else in first position is a helper call.
-const SUBCOMMANDS: &[&str] = &[
-    "init", "mount", "info", "passwd", "speed", "backends", "help",
-];
-
 pub enum Invocation {
     /// The normal command line.
     Normal(Vec<OsString>),
@@ -21,7 +16,9 @@ pub enum Invocation {
     Fake,
 }
 
-pub fn classify(args: Vec<OsString>) -> Invocation {
+/// `subcommands`: the command line's subcommand names (from clap, so the two
+/// cannot drift apart); anything else in first position is a helper call.
+pub fn classify(args: Vec<OsString>, subcommands: &[String]) -> Invocation {
     let argv0 = args.first().cloned().unwrap_or_default();
     let called_as_helper = Path::new(&argv0)
         .file_name()
@@ -31,7 +28,7 @@ pub fn classify(args: Vec<OsString>) -> Invocation {
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let looks_like_helper =
-        args.len() >= 3 && !first.starts_with('-') && !SUBCOMMANDS.contains(&first.as_str());
+        args.len() >= 3 && !first.starts_with('-') && !subcommands.contains(&first);
     if !(called_as_helper || looks_like_helper) {
         return Invocation::Normal(args);
     }
@@ -96,6 +93,14 @@ mod tests {
 
     fn v(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
+    }
+
+    fn classify(args: Vec<OsString>) -> Invocation {
+        let subs: Vec<String> = ["init", "mount", "speed", "help"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        super::classify(args, &subs)
     }
 
     #[test]

@@ -166,6 +166,11 @@ fn run(command: &Command) -> Result<bool, Failure> {
             cmd::mount::run(cipherdir, mountpoint, &opts)?;
             Ok(true)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "cipherfs", &mut std::io::stdout());
+            Ok(true)
+        }
         Command::Info {
             cipherdir,
             show_masterkey,
@@ -293,7 +298,14 @@ fn selftest_key(info: &alg::AlgInfo) -> Vec<u8> {
 }
 
 fn main() -> ExitCode {
-    let args = match cipherfs::helper::classify(std::env::args_os().collect()) {
+    let subcommands: Vec<String> = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .flat_map(|c| {
+            std::iter::once(c.get_name().to_string()).chain(c.get_all_aliases().map(str::to_string))
+        })
+        .chain(std::iter::once("help".to_string()))
+        .collect();
+    let args = match cipherfs::helper::classify(std::env::args_os().collect(), &subcommands) {
         cipherfs::helper::Invocation::Normal(a) | cipherfs::helper::Invocation::Helper(a) => a,
         cipherfs::helper::Invocation::Fake => return ExitCode::SUCCESS,
     };
