@@ -90,6 +90,12 @@ pub enum Command {
         masterkey_file: Option<PathBuf>,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Unmount after DURATION without use (e.g. 90s, 10m, 1h; plain numbers are seconds).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        idle: Option<std::time::Duration>,
+        /// Write the daemon's PID to FILE while mounted (removed on exit).
+        #[arg(long, value_name = "FILE")]
+        pidfile: Option<PathBuf>,
         /// Report readiness on stdout (used between cipherfs and its daemon).
         #[arg(long, hide = true)]
         ready_stdout: bool,
@@ -142,4 +148,22 @@ pub enum Command {
         #[arg(long = "alg", value_name = "NAME")]
         algs: Vec<String>,
     },
+}
+
+/// "90", "90s", "10m", "2h" as a duration.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 90s, 10m or 1h")),
+    };
+    if secs == 0 {
+        return Err("the idle time must be at least one second".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }

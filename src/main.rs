@@ -45,6 +45,10 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
             }
             ("passfile", Some(f)) => opts.password = password::Source::File(f.into()),
             ("extpass", Some(c)) => opts.password = password::Source::Command(c.into()),
+            ("idle", Some(d)) => {
+                opts.idle = Some(cli::parse_duration(d).map_err(|e| Failure::new(EXIT_USAGE, e))?)
+            }
+            ("pidfile", Some(f)) => opts.pidfile = Some(f.into()),
             // Named by mount.fuse3 and mount(8); we set our own.
             ("subtype" | "fsname", Some(_)) => {}
             (k, _) if cipherfs::helper::is_mount8_option(k) => {}
@@ -148,6 +152,8 @@ fn run(command: &Command) -> Result<bool, Failure> {
             options,
             masterkey_file,
             password,
+            idle,
+            pidfile,
             ready_stdout,
         } => {
             let mut opts = MountOptions {
@@ -161,6 +167,8 @@ fn run(command: &Command) -> Result<bool, Failure> {
                 allow_other: *allow_other,
                 extra: Vec::new(),
                 ready_stdout: *ready_stdout,
+                idle: *idle,
+                pidfile: pidfile.clone(),
             };
             apply_options(&mut opts, options)?;
             cmd::mount::run(cipherdir, mountpoint, &opts)?;

@@ -35,6 +35,10 @@ pub struct MountOptions {
     pub extra: Vec<String>,
     /// Report readiness on stdout (the daemon protocol between parent and child).
     pub ready_stdout: bool,
+    /// Unmount after this long without use.
+    pub idle: Option<Duration>,
+    /// Write the daemon's PID here while mounted.
+    pub pidfile: Option<PathBuf>,
 }
 
 const READY: &str = "cipherfs-ready";
@@ -207,6 +211,7 @@ fn serve(
     mountpoint: &Path,
     opts: &MountOptions,
 ) -> Result<(), Failure> {
+    let activity = fs.activity();
     let session = fuser::spawn_mount(
         FuseAdapter::new(fs),
         mountpoint,
@@ -251,6 +256,14 @@ fn serve(
         mountpoint.display()
     );
 
+    if let Some(p) = &opts.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
+            Failure::new(
+                exitcode::OTHER,
+                format!("cannot write the PID file {}: {e}", p.display()),
+            )
+        })?;
+    }
     let (tx, rx) = mpsc::channel();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -263,29 +276,62 @@ fn serve(
             let _ = tx.send(sig);
         }
     });
-    loop {
+    let reason = loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(sig) => {
-                log::info!("signal {sig}: unmounting {}", mountpoint.display());
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-                handle.close();
-                return session.umount_and_join().map_err(|e| {
-                    Failure::new(
-                        exitcode::MOUNTPOINT,
-                        format!("unmounting {}: {e}", mountpoint.display()),
-                    )
-                });
+            Ok(sig) => break Some(format!("signal {sig}")),
+            Err(mpsc::RecvTimeoutError::Timeout) if is_mounted(mountpoint) => {
+                if let Some(idle) = opts.idle {
+                    if activity.idle_for() >= idle {
+                        break Some(format!("idle for {}s", idle.as_secs()));
+                    }
+                }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) if is_mounted(mountpoint) => continue,
-            Err(_) => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-                handle.close();
-                log::info!("{} was unmounted", mountpoint.display());
-                return session
-                    .join()
-                    .map_err(|e| Failure::new(exitcode::OTHER, e.to_string()));
-            }
+            Err(_) => break None,
         }
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    handle.close();
+    match reason {
+        Some(why) => {
+            log::info!("{why}: unmounting {}", mountpoint.display());
+            unmount(mountpoint);
+        }
+        None => log::info!("{} was unmounted", mountpoint.display()),
+    }
+    let joined = session
+        .join()
+        .map_err(|e| Failure::new(exitcode::OTHER, e.to_string()));
+    if let Some(p) = &opts.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    joined
+}
+
+/// Unmounts; a busy mount is detached lazily (it goes away when its last
+/// user leaves), and the log says so.
+fn unmount(mountpoint: &Path) {
+    let run = |lazy: bool| {
+        let mut c = Command::new("fusermount3");
+        c.arg("-u");
+        if lazy {
+            c.arg("-z");
+        }
+        c.arg(mountpoint)
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if run(false) {
+        return;
+    }
+    if is_mounted(mountpoint) && run(true) {
+        log::warn!(
+            "{} is busy: detached lazily; it disappears when the last process using it lets go",
+            mountpoint.display()
+        );
+    } else if is_mounted(mountpoint) {
+        log::error!("cannot unmount {}", mountpoint.display());
     }
 }
 
@@ -318,6 +364,12 @@ fn spawn_daemon(
     }
     for o in &opts.extra {
         cmd.arg("-o").arg(o);
+    }
+    if let Some(idle) = opts.idle {
+        cmd.arg("--idle").arg(format!("{}s", idle.as_secs()));
+    }
+    if let Some(p) = &opts.pidfile {
+        cmd.arg("--pidfile").arg(p);
     }
     cmd.arg(cipherdir).arg(mountpoint);
     // Its own process group, so the terminal's Ctrl-C does not reach it.

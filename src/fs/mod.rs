@@ -32,6 +32,32 @@ use crate::names::{NameCipher, NameError};
 use crate::skcipher::Backend;
 use node::NodeTable;
 
+/// When the mount was last used (milliseconds since it started).
+pub struct Activity {
+    start: std::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: std::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.start
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
 /// Attributes in the plaintext view.
 #[derive(Clone, Copy, Debug)]
 pub struct Attr {
@@ -67,6 +93,7 @@ pub struct CipherFs {
     nodes: NodeTable,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
+    activity: Arc<Activity>,
     master: MasterKey,
     names: NameCipher,
     xattrs: XattrCipher,
@@ -111,6 +138,7 @@ impl CipherFs {
             nodes: NodeTable::new(root).map_err(|e| format!("{}: {e}", cipherdir.display()))?,
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            activity: Arc::new(Activity::new()),
             master,
             names,
             xattrs,
@@ -139,7 +167,14 @@ impl CipherFs {
     }
 
     fn node(&self, id: u64) -> FsResult<Arc<Node>> {
+        // Nearly every operation starts here, so this is where use is stamped.
+        self.activity.touch();
         self.nodes.get(id).ok_or(FsError::ENOENT)
+    }
+
+    /// A handle on the time of last use, for `--idle`.
+    pub fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.activity)
     }
 
     fn handle(&self, fh: u64) -> FsResult<Arc<Handle>> {

@@ -1,0 +1,121 @@
+//! Daemon behaviour: --idle unmounts after no use, --pidfile, and a busy
+//! mount on SIGTERM is detached lazily and says so.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::mount::{cipherfs, Mounted, BIN};
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn idle_unmounts_after_no_use_and_the_pidfile_comes_and_goes() {
+    let Some(m) = Mounted::new("idle", &[]) else {
+        return;
+    };
+    m.unmount();
+    let pidfile = m.root.join("pid");
+    let out = cipherfs(&[
+        "mount",
+        "--idle",
+        "2s",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--passfile",
+        m.passfile.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid: u32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "PID file names no live process"
+    );
+    // Use keeps it mounted...
+    for _ in 0..6 {
+        fs::write(m.plain.join("f"), b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert!(m.is_mounted(), "unmounted while in use");
+    // ...and quiet unmounts it.
+    wait_until("the idle unmount", 10, || !m.is_mounted());
+    wait_until("the daemon to exit", 10, || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(!pidfile.exists(), "PID file left behind");
+}
+
+#[test]
+fn a_busy_mount_on_sigterm_is_detached_lazily_and_says_so() {
+    let Some(m) = Mounted::new("busy", &[]) else {
+        return;
+    };
+    fs::write(m.plain.join("held"), b"still being read").unwrap();
+    m.unmount();
+    let log = m.root.join("log");
+    let mut child = Command::new(BIN)
+        .args([
+            "mount",
+            "-f",
+            "--passfile",
+            m.passfile.to_str().unwrap(),
+            m.cipher.to_str().unwrap(),
+            m.plain.to_str().unwrap(),
+        ])
+        .stderr(Stdio::from(fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    wait_until("the mount", 10, || m.is_mounted());
+    let mut held = fs::File::open(m.plain.join("held")).unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    wait_until("the lazy detach", 10, || !m.is_mounted());
+    // The open file still works through the detached mount.
+    let mut s = String::new();
+    held.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "still being read");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "daemon exited while the mount was still in use"
+    );
+    drop(held);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "daemon did not exit after the last user left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("busy: detached lazily"), "{text}");
+}
