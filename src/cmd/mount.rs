@@ -44,7 +44,17 @@ pub struct MountOptions {
 const READY: &str = "cipherfs-ready";
 const FAILED: &str = "cipherfs-failed";
 
-fn check_mountpoint(mountpoint: &Path) -> Result<(), Failure> {
+/// Whether /etc/fuse.conf lets ordinary users mount with allow_other.
+fn user_allow_other() -> bool {
+    std::fs::read_to_string("/etc/fuse.conf")
+        .map(|c| {
+            c.lines()
+                .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
+        })
+        .unwrap_or(false)
+}
+
+fn check_mountpoint(mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
     if !mountpoint.is_dir() {
         return Err(Failure::new(
             exitcode::MOUNTPOINT,
@@ -52,6 +62,28 @@ fn check_mountpoint(mountpoint: &Path) -> Result<(), Failure> {
                 "{}: the mount point is not a directory",
                 mountpoint.display()
             ),
+        ));
+    }
+    if opts.allow_other && !rustix::process::geteuid().is_root() && !user_allow_other() {
+        return Err(Failure::new(
+            exitcode::MOUNTPOINT,
+            "allow_other is refused for users other than root unless /etc/fuse.conf contains the line \
+             'user_allow_other' (ask the administrator to add it, or mount without allow_other)",
+        ));
+    }
+    let root = rustix::process::geteuid().is_root();
+    let dev_fuse_open = rustix::fs::access(
+        "/dev/fuse",
+        rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+    )
+    .is_ok();
+    if Path::new("/dev/fuse").exists() && !root && !dev_fuse_open {
+        // fusermount3 opens /dev/fuse with the user's own rights, so this is
+        // the administrator's decision, not something a helper can bypass.
+        return Err(Failure::new(
+            exitcode::KERNEL_FEATURE,
+            "/dev/fuse is not open to this user, so only root may mount FUSE filesystems here \
+             (Debian's default is mode 0666; ask the administrator)",
         ));
     }
     if !Path::new("/dev/fuse").exists() {
@@ -106,7 +138,7 @@ pub fn run(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(
 }
 
 fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
-    check_mountpoint(mountpoint)?;
+    check_mountpoint(mountpoint, opts)?;
     let config = load_config(cipherdir)?;
     let master = master_key(cipherdir, opts, &config)?;
     let selection = skcipher::select(opts.backend, &config.params.content_cipher)?;
