@@ -13,6 +13,7 @@ pub mod exitcode;
 pub mod fs;
 pub mod fuse;
 pub mod helper;
+pub mod logging;
 pub mod names;
 pub mod password;
 pub mod skcipher;

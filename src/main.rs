@@ -194,15 +194,24 @@ fn run(command: &Command) -> Result<bool, Failure> {
 
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        _ => "trace",
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, 2) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_target(false)
-        .init();
+    // The detached daemon (started with --ready-stdout) has no terminal.
+    let detached = matches!(
+        cli.command,
+        Command::Mount {
+            ready_stdout: true,
+            ..
+        }
+    );
+    if detached && cipherfs::logging::init_syslog(level).is_ok() {
+        return;
+    }
+    cipherfs::logging::init_stderr(level);
 }
 
 fn parse_case(s: &str) -> Result<(String, usize), String> {

@@ -138,6 +138,7 @@ pub fn run(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(
 }
 
 fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
+    crate::logging::set_label(&mountpoint.display().to_string());
     check_mountpoint(mountpoint, opts)?;
     let config = load_config(cipherdir)?;
     let master = master_key(cipherdir, opts, &config)?;
@@ -382,6 +383,7 @@ fn spawn_daemon(
         )
     })?;
     let mut cmd = Command::new(exe);
+    cmd.args(crate::logging::verbosity_args());
     cmd.arg("mount")
         .arg("-f")
         .arg("--ready-stdout")

@@ -1,0 +1,91 @@
+//! Where log lines go: stderr in the foreground (env_logger: -v, -q,
+//! RUST_LOG), syslog (journald on systemd machines) when the daemon has
+//! detached. Every line of a mount carries its mount point; lines about a
+//! file name it by its cipher path (`CipherFs::describe`), never by its
+//! plaintext name, and no line ever carries key material.
+
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use log::{LevelFilter, Log, Metadata, Record};
+use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
+
+static LABEL: OnceLock<String> = OnceLock::new();
+
+/// Names the mount in every later log line.
+pub fn set_label(label: &str) {
+    let _ = LABEL.set(label.to_string());
+}
+
+fn prefix() -> String {
+    LABEL.get().map(|l| format!("{l}: ")).unwrap_or_default()
+}
+
+pub fn init_stderr(level: LevelFilter) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level.as_str()))
+        .format(|buf, record| {
+            let ts = buf.timestamp_seconds();
+            writeln!(
+                buf,
+                "[{ts} {}] {}{}",
+                record.level(),
+                prefix(),
+                record.args()
+            )
+        })
+        .init();
+}
+
+struct Syslog(Mutex<Logger<LoggerBackend, Formatter3164>>);
+
+impl Log for Syslog {
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let msg = format!("{}{}", prefix(), record.args());
+        let mut l = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = match record.level() {
+            log::Level::Error => l.err(msg),
+            log::Level::Warn => l.warning(msg),
+            log::Level::Info => l.info(msg),
+            _ => l.debug(msg),
+        };
+    }
+
+    fn flush(&self) {}
+}
+
+/// Sends the log to syslog: /dev/log, or the socket named by
+/// CIPHERFS_SYSLOG_SOCKET (for tests and containers).
+pub fn init_syslog(level: LevelFilter) -> Result<(), String> {
+    let formatter = Formatter3164 {
+        facility: Facility::LOG_DAEMON,
+        hostname: None,
+        process: "cipherfs".into(),
+        pid: std::process::id(),
+    };
+    let logger = match std::env::var_os("CIPHERFS_SYSLOG_SOCKET") {
+        Some(path) => syslog::unix_custom(formatter, path),
+        None => syslog::unix(formatter),
+    }
+    .map_err(|e| format!("cannot reach syslog: {e}"))?;
+    log::set_boxed_logger(Box::new(Syslog(Mutex::new(logger)))).map_err(|e| e.to_string())?;
+    log::set_max_level(level);
+    Ok(())
+}
+
+/// The -v/-q flags that reproduce the current level in a child process.
+pub fn verbosity_args() -> Vec<&'static str> {
+    match log::max_level() {
+        LevelFilter::Off | LevelFilter::Error => vec!["-q"],
+        LevelFilter::Warn => vec![],
+        LevelFilter::Info => vec!["-v"],
+        LevelFilter::Debug => vec!["-vv"],
+        LevelFilter::Trace => vec!["-vvv"],
+    }
+}
