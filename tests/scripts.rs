@@ -1,0 +1,61 @@
+//! The check scripts users point at a mount (scripts/smoke, scripts/stress),
+//! run against a real cipherfs mount; the stress self-test must fail.
+
+mod common;
+
+use std::process::Command;
+
+use common::mount::Mounted;
+
+fn script(name: &str) -> String {
+    format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn smoke_and_stress_pass_on_a_mount_and_catch_wrong_data() {
+    let Some(m) = Mounted::new("scripts", &["--sector-size", "1024"]) else {
+        return;
+    };
+    let smoke = Command::new(script("smoke"))
+        .arg(&m.plain)
+        .output()
+        .unwrap();
+    assert!(
+        smoke.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&smoke.stdout),
+        String::from_utf8_lossy(&smoke.stderr)
+    );
+    assert!(String::from_utf8_lossy(&smoke.stdout).contains("checks passed"));
+    let stress = Command::new(script("stress"))
+        .arg(&m.plain)
+        .args(["8", "4"])
+        .output()
+        .unwrap();
+    assert!(
+        stress.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&stress.stdout),
+        String::from_utf8_lossy(&stress.stderr)
+    );
+    let text = String::from_utf8_lossy(&stress.stdout).into_owned();
+    let ops: u64 = text
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(ops >= 100, "stress did too little: {text}");
+    let selftest = Command::new(script("stress"))
+        .arg(&m.plain)
+        .args(["3", "2"])
+        .env("CIPHERFS_STRESS_SELFTEST", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        selftest.status.code(),
+        Some(1),
+        "the stress check must catch planted damage"
+    );
+    // Nothing left behind in the mount.
+    assert_eq!(std::fs::read_dir(&m.plain).unwrap().count(), 0);
+}
