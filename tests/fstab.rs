@@ -114,6 +114,37 @@ fn fstab_entries_mount_through_mount8_and_unmount_with_umount() {
     let opts = format!("passfile={pw},nofail,_netdev,x-systemd.automount,x-systemd.idle-timeout=60,defaults,noatime,comment=test");
     mount_with_fstab(&m, "fuse.cipherfs", &opts);
     mount_with_fstab(&m, "cipherfs", &format!("passfile={pw},rw,nosuid,nodev"));
+    // mount -a mounts every entry not marked noauto, and skips those that are.
+    let fstab = m.root.join("fstab-all");
+    let skipped = m.root.join("skipped");
+    fs::create_dir_all(&skipped).unwrap();
+    fs::write(
+        &fstab,
+        format!(
+            "{c} {p} fuse.cipherfs passfile={pw} 0 0\n{c} {s} fuse.cipherfs passfile={pw},noauto 0 0\n",
+            c = m.cipher.display(),
+            p = m.plain.display(),
+            s = skipped.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("mount")
+        .arg("-a")
+        .arg("-T")
+        .arg(&fstab)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount -a: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(m.is_mounted(), "mount -a did not mount the entry");
+    let skipped_mounted = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!(" {} ", skipped.display()));
+    assert!(!skipped_mounted, "mount -a mounted a noauto entry");
+    m.unmount();
     // Both mounts wrote through the same key: the data is all there.
     m.mount();
     assert_eq!(
