@@ -93,6 +93,9 @@ pub enum Command {
         /// Unmount after DURATION without use (e.g. 90s, 10m, 1h; plain numbers are seconds).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         idle: Option<std::time::Duration>,
+        /// Also name files by their plaintext names in the log (for debugging; off by default).
+        #[arg(long)]
+        debug_names: bool,
         /// Write the daemon's PID to FILE while mounted (removed on exit).
         #[arg(long, value_name = "FILE")]
         pidfile: Option<PathBuf>,

@@ -154,6 +154,7 @@ fn run(command: &Command) -> Result<bool, Failure> {
             password,
             idle,
             pidfile,
+            debug_names,
             ready_stdout,
         } => {
             let mut opts = MountOptions {
@@ -169,6 +170,7 @@ fn run(command: &Command) -> Result<bool, Failure> {
                 ready_stdout: *ready_stdout,
                 idle: *idle,
                 pidfile: pidfile.clone(),
+                debug_names: *debug_names,
             };
             apply_options(&mut opts, options)?;
             cmd::mount::run(cipherdir, mountpoint, &opts)?;

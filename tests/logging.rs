@@ -76,3 +76,45 @@ fn the_detached_daemon_logs_to_syslog_by_cipher_path_only() {
         "a plaintext name reached the log: {all}"
     );
 }
+
+#[test]
+fn debug_names_adds_the_plaintext_name_when_asked() {
+    let Some(m) = Mounted::new("debugnames", &[]) else {
+        return;
+    };
+    fs::write(m.plain.join("VISIBLE-name"), b"will be damaged").unwrap();
+    m.unmount();
+    let victim = m.cipher_files().into_iter().next().unwrap();
+    let mut c = fs::read(&victim).unwrap();
+    c[0] = 7;
+    fs::write(&victim, &c).unwrap();
+    let sock_path = m.root.join("log.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "mount",
+            "--debug-names",
+            "--passfile",
+            m.passfile.to_str().unwrap(),
+            m.cipher.to_str().unwrap(),
+            m.plain.to_str().unwrap(),
+        ])
+        .env("CIPHERFS_SYSLOG_SOCKET", &sock_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(fs::read(m.plain.join("VISIBLE-name")).is_err());
+    let mut buf = [0u8; 8192];
+    let n = sock.recv(&mut buf).expect("no log line");
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        line.contains("file header") && line.contains("VISIBLE-name"),
+        "{line}"
+    );
+}

@@ -39,6 +39,8 @@ pub struct MountOptions {
     pub idle: Option<Duration>,
     /// Write the daemon's PID here while mounted.
     pub pidfile: Option<PathBuf>,
+    /// Name files by their plaintext names in the log too.
+    pub debug_names: bool,
 }
 
 const READY: &str = "cipherfs-ready";
@@ -153,8 +155,9 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
         selection.backend,
         selection.reason
     );
-    let fs = CipherFs::new(cipherdir, &config.params, master, selection.backend)
+    let mut fs = CipherFs::new(cipherdir, &config.params, master, selection.backend)
         .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
+    fs.set_debug_names(opts.debug_names);
     serve(fs, cipherdir, mountpoint, opts)
 }
 
@@ -401,6 +404,9 @@ fn spawn_daemon(
     }
     if let Some(idle) = opts.idle {
         cmd.arg("--idle").arg(format!("{}s", idle.as_secs()));
+    }
+    if opts.debug_names {
+        cmd.arg("--debug-names");
     }
     if let Some(p) = &opts.pidfile {
         cmd.arg("--pidfile").arg(p);

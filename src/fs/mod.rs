@@ -94,6 +94,7 @@ pub struct CipherFs {
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     activity: Arc<Activity>,
+    debug_names: bool,
     master: MasterKey,
     names: NameCipher,
     xattrs: XattrCipher,
@@ -139,6 +140,7 @@ impl CipherFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             activity: Arc::new(Activity::new()),
+            debug_names: false,
             master,
             names,
             xattrs,
@@ -161,9 +163,33 @@ impl CipherFs {
     /// A node's cipher path, for log lines (never the plaintext name).
     pub(crate) fn describe(&self, node: &Node) -> String {
         use std::os::fd::AsRawFd;
-        std::fs::read_link(format!("/proc/self/fd/{}", node.fd.as_raw_fd()))
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", node.fd.as_raw_fd()))
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| format!("{} (node {})", self.cipherdir.display(), node.id))
+            .unwrap_or_else(|_| format!("{} (node {})", self.cipherdir.display(), node.id));
+        let name = node
+            .debug_name
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match name {
+            Some(n) if self.debug_names => {
+                format!("{path} (plaintext name {:?})", String::from_utf8_lossy(&n))
+            }
+            _ => path,
+        }
+    }
+
+    /// Log lines name files by their plaintext names too (`--debug-names`).
+    pub fn set_debug_names(&mut self, on: bool) {
+        self.debug_names = on;
+    }
+
+    fn note_name(&self, node: &Node, name: &std::ffi::OsStr) {
+        if self.debug_names {
+            use std::os::unix::ffi::OsStrExt;
+            *node.debug_name.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(name.as_bytes().to_vec());
+        }
     }
 
     fn node(&self, id: u64) -> FsResult<Arc<Node>> {

@@ -51,6 +51,9 @@ pub struct Node {
     /// The file's content cipher, keyed from its header; `None` until first
     /// needed and again after the file is truncated to zero (new nonce).
     pub cipher: Mutex<Option<Arc<FileCipher>>>,
+    /// The plaintext name it was last reached by; kept only with
+    /// `--debug-names`, so plaintext names are not in memory otherwise.
+    pub debug_name: Mutex<Option<Vec<u8>>>,
 }
 
 impl Node {
@@ -64,6 +67,7 @@ impl Node {
             diriv: OnceLock::new(),
             io: RwLock::new(()),
             cipher: Mutex::new(None),
+            debug_name: Mutex::new(None),
         }
     }
 

@@ -99,6 +99,7 @@ impl CipherFs {
             Err(e) => return Err(e),
         };
         let (node, attr) = self.enter(&parent, stored.entry())?;
+        self.note_name(&node, name);
         Ok((node.id, attr))
     }
 
@@ -199,6 +200,7 @@ impl CipherFs {
             return Err(e);
         }
         let (node, attr) = self.enter(&parent, stored.entry())?;
+        self.note_name(&node, name);
         Ok((node.id, attr))
     }
 
