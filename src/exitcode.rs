@@ -59,3 +59,46 @@ impl From<crate::skcipher::SkcipherError> for Failure {
         Failure::new(code, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigError;
+    use crate::skcipher::SkcipherError;
+
+    #[test]
+    fn each_failure_maps_to_its_published_code() {
+        let st = SkcipherError::SelfTestFailed {
+            backend: "afalg",
+            alg: "xts(aes)",
+            detail: "mismatch".into(),
+        };
+        assert_eq!(Failure::from(st).code, SELFTEST);
+        assert_eq!(
+            Failure::from(SkcipherError::AfAlgUnsupported).code,
+            KERNEL_FEATURE
+        );
+        assert_eq!(
+            Failure::from(ConfigError::WrongPasswordOrTampered).code,
+            WRONG_PASSWORD
+        );
+        assert_eq!(
+            Failure::from(ConfigError::UnsupportedVersion(2)).code,
+            CONFIG
+        );
+        let codes = [
+            OK,
+            OTHER,
+            USAGE,
+            WRONG_PASSWORD,
+            CONFIG,
+            CIPHERDIR,
+            MOUNTPOINT,
+            KERNEL_FEATURE,
+            SELFTEST,
+        ];
+        let mut sorted = codes.to_vec();
+        sorted.dedup();
+        assert_eq!(sorted.len(), codes.len(), "exit codes must be distinct");
+    }
+}

@@ -119,3 +119,32 @@ fn a_busy_mount_on_sigterm_is_detached_lazily_and_says_so() {
     let text = fs::read_to_string(&log).unwrap();
     assert!(text.contains("busy: detached lazily"), "{text}");
 }
+
+#[test]
+fn backend_afalg_without_af_alg_exits_14_with_the_reason() {
+    let Some(m) = Mounted::new("noafalg", &[]) else {
+        return;
+    };
+    if cipherfs::skcipher::Skcipher::has("xts(aes)", cipherfs::skcipher::Backend::Afalg) {
+        eprintln!("SKIP: this kernel has AF_ALG; the refusal cannot be shown here");
+        return;
+    }
+    m.unmount();
+    let out = cipherfs(&[
+        "mount",
+        "--backend",
+        "afalg",
+        "--passfile",
+        m.passfile.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(14),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no AF_ALG skcipher interface"));
+    assert!(!m.is_mounted());
+}
