@@ -1,41 +1,44 @@
 //! Logging: a detached daemon logs to syslog, every line names the mount,
-//! and files are named by their cipher path, never by their plaintext name.
+//! and files are named by their cipher path, never by their plaintext name
+//! unless --debug-names asks for it.
 
 mod common;
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::mount::{Mounted, BIN};
 
-#[test]
-fn the_detached_daemon_logs_to_syslog_by_cipher_path_only() {
-    let Some(m) = Mounted::new("syslog", &[]) else {
-        return;
-    };
-    fs::write(m.plain.join("PLAINNAME-secret"), b"will be damaged").unwrap();
+/// A mount whose one file (named `name`) has a damaged header, mounted
+/// detached with `args`, logging to a syslog socket the test reads; the
+/// file has been read once, so a warning about it is on its way.
+fn damaged_mount_logging_to_syslog(
+    test: &str,
+    name: &str,
+    args: &[&str],
+) -> Option<(Mounted, UnixDatagram, PathBuf)> {
+    let m = Mounted::new(test, &[])?;
+    fs::write(m.plain.join(name), b"will be damaged").unwrap();
     m.unmount();
-    // Damage the file's header so reading it logs a warning about it.
     let victim = m.cipher_files().into_iter().next().unwrap();
     let mut c = fs::read(&victim).unwrap();
     c[0] = 7;
     fs::write(&victim, &c).unwrap();
-
     let sock_path = m.root.join("log.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "-v",
-            "mount",
-            "--passfile",
-            m.passfile.to_str().unwrap(),
-            m.cipher.to_str().unwrap(),
-            m.plain.to_str().unwrap(),
-        ])
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).args([
+        "--passfile",
+        m.passfile.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    let out = cmd
         .env("CIPHERFS_SYSLOG_SOCKET", &sock_path)
         .output()
         .unwrap();
@@ -44,7 +47,12 @@ fn the_detached_daemon_logs_to_syslog_by_cipher_path_only() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(fs::read(m.plain.join("PLAINNAME-secret")).is_err());
+    assert!(fs::read(m.plain.join(name)).is_err());
+    Some((m, sock, victim))
+}
+
+/// Log lines up to and including the warning about the damaged header.
+fn lines_until_header_warning(sock: &UnixDatagram) -> Vec<String> {
     let mut lines = Vec::new();
     let mut buf = [0u8; 8192];
     while let Ok(n) = sock.recv(&mut buf) {
@@ -55,6 +63,17 @@ fn the_detached_daemon_logs_to_syslog_by_cipher_path_only() {
             break;
         }
     }
+    lines
+}
+
+#[test]
+fn the_detached_daemon_logs_to_syslog_by_cipher_path_only() {
+    let Some((m, sock, victim)) =
+        damaged_mount_logging_to_syslog("syslog", "PLAINNAME-secret", &["-v", "mount"])
+    else {
+        return;
+    };
+    let lines = lines_until_header_warning(&sock);
     let all = lines.join("\n");
     let mount = m.plain.display().to_string();
     assert!(all.contains("cipherfs["), "not syslog-formatted: {all}");
@@ -79,42 +98,15 @@ fn the_detached_daemon_logs_to_syslog_by_cipher_path_only() {
 
 #[test]
 fn debug_names_adds_the_plaintext_name_when_asked() {
-    let Some(m) = Mounted::new("debugnames", &[]) else {
+    let Some((_m, sock, _)) =
+        damaged_mount_logging_to_syslog("debugnames", "VISIBLE-name", &["mount", "--debug-names"])
+    else {
         return;
     };
-    fs::write(m.plain.join("VISIBLE-name"), b"will be damaged").unwrap();
-    m.unmount();
-    let victim = m.cipher_files().into_iter().next().unwrap();
-    let mut c = fs::read(&victim).unwrap();
-    c[0] = 7;
-    fs::write(&victim, &c).unwrap();
-    let sock_path = m.root.join("log.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "mount",
-            "--debug-names",
-            "--passfile",
-            m.passfile.to_str().unwrap(),
-            m.cipher.to_str().unwrap(),
-            m.plain.to_str().unwrap(),
-        ])
-        .env("CIPHERFS_SYSLOG_SOCKET", &sock_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(fs::read(m.plain.join("VISIBLE-name")).is_err());
-    let mut buf = [0u8; 8192];
-    let n = sock.recv(&mut buf).expect("no log line");
-    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-    assert!(
-        line.contains("file header") && line.contains("VISIBLE-name"),
-        "{line}"
-    );
+    let lines = lines_until_header_warning(&sock);
+    let warning = lines
+        .iter()
+        .find(|l| l.contains("file header"))
+        .expect("no warning about the damaged file");
+    assert!(warning.contains("VISIBLE-name"), "{warning}");
 }

@@ -181,6 +181,32 @@ impl CipherFs {
         Ok(())
     }
 
+    /// When a file grows from `old_p` to `new_p`, a partial old last sector
+    /// becomes longer: it is re-encrypted zero-extended. Sectors past it stay
+    /// holes, which read as zeros.
+    fn extend_last_sector(
+        &self,
+        node: &Node,
+        file: &File,
+        fc: &FileCipher,
+        old_p: u64,
+        new_p: u64,
+    ) -> FsResult<()> {
+        let s = self.sector as u64;
+        if old_p == 0 || old_p.is_multiple_of(s) || new_p <= old_p {
+            return Ok(());
+        }
+        let last = (old_p - 1) / s;
+        self.rewrite_sector(
+            node,
+            file,
+            fc,
+            last,
+            old_p,
+            sector_plain_len(last, new_p, s),
+        )
+    }
+
     pub(super) fn write_file(
         &self,
         node: &Node,
@@ -203,18 +229,8 @@ impl CipherFs {
         let new_p = old_p.max(end);
         // A partial old last sector that the write does not reach becomes a
         // longer one: re-encrypt it zero-extended before the gap.
-        if old_p > 0 && new_p > old_p {
-            let last = (old_p - 1) / s;
-            if old_p % s != 0 && last < offset / s {
-                self.rewrite_sector(
-                    node,
-                    file,
-                    &fc,
-                    last,
-                    old_p,
-                    sector_plain_len(last, new_p, s),
-                )?;
-            }
+        if old_p > 0 && (old_p - 1) / s < offset / s {
+            self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
         // Every touched sector's new plaintext, then all encrypted (in parallel
         // when there are many) and written with one call.
@@ -271,18 +287,8 @@ impl CipherFs {
             if t != sector_plain_len(last, old_p, s) {
                 self.rewrite_sector(node, file, &fc, last, old_p, t)?;
             }
-        } else if old_p > 0 && old_p % s != 0 {
-            // Growing: the old partial last sector is zero-extended; sectors
-            // past it stay holes, which read as zeros.
-            let last = (old_p - 1) / s;
-            self.rewrite_sector(
-                node,
-                file,
-                &fc,
-                last,
-                old_p,
-                sector_plain_len(last, new_p, s),
-            )?;
+        } else {
+            self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
         file.set_len(cipher_size(new_p))?;
         debug_assert!(sector_count(new_p, s) > 0);
