@@ -49,6 +49,8 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
                 opts.idle = Some(cli::parse_duration(d).map_err(|e| Failure::new(EXIT_USAGE, e))?)
             }
             ("pidfile", Some(f)) => opts.pidfile = Some(f.into()),
+            ("masterkey_file", Some(f)) => opts.masterkey_file = Some(f.into()),
+            ("debug_names", None) => opts.debug_names = true,
             // Named by mount.fuse3 and mount(8); we set our own.
             ("subtype" | "fsname", Some(_)) => {}
             (k, _) if cipherfs::helper::is_mount8_option(k) => {}

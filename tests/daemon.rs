@@ -148,3 +148,43 @@ fn backend_afalg_without_af_alg_exits_14_with_the_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no AF_ALG skcipher interface"));
     assert!(!m.is_mounted());
 }
+
+#[test]
+fn mount_options_carry_what_the_flags_carry() {
+    let Some(m) = Mounted::new("oopts", &[]) else {
+        return;
+    };
+    let key = m.master_key();
+    m.unmount();
+    let keyfile = m.root.join("key");
+    fs::write(
+        &keyfile,
+        key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    )
+    .unwrap();
+    let pidfile = m.root.join("pid");
+    let opts = format!(
+        "masterkey_file={},pidfile={},idle=1h,backend=soft,debug_names,ro,nofail",
+        keyfile.display(),
+        pidfile.display()
+    );
+    let out = cipherfs(&[
+        "mount",
+        "-o",
+        &opts,
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pidfile.exists(), "pidfile= was not honoured");
+    let e = fs::write(m.plain.join("x"), b"y").unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::EROFS),
+        "ro was not honoured: {e}"
+    );
+}
