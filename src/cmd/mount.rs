@@ -271,6 +271,15 @@ fn serve(
             format!("the mount does not answer: {e}"),
         )
     })?;
+    // The PID file exists before anyone is told the mount is ready.
+    if let Some(p) = &opts.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
+            Failure::new(
+                exitcode::OTHER,
+                format!("cannot write the PID file {}: {e}", p.display()),
+            )
+        })?;
+    }
     if opts.ready_stdout {
         println!("{READY}");
         let _ = std::io::stdout().flush();
@@ -292,14 +301,6 @@ fn serve(
         mountpoint.display()
     );
 
-    if let Some(p) = &opts.pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
-            Failure::new(
-                exitcode::OTHER,
-                format!("cannot write the PID file {}: {e}", p.display()),
-            )
-        })?;
-    }
     let (tx, rx) = mpsc::channel();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

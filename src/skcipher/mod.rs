@@ -120,7 +120,7 @@ impl Skcipher {
         self.keyed.store(None);
         self.alg.check_key(key)?;
         let keyed = match self.backend {
-            Backend::Soft => Keyed::Soft(soft::SoftCipher::new(self.alg, key)),
+            Backend::Soft => Keyed::Soft(soft::SoftCipher::new(self.alg, key)?),
             Backend::Afalg => Keyed::Afalg(afalg::AfalgCipher::new(self.alg, key)?),
         };
         self.keyed.store(Some(Arc::new(keyed)));

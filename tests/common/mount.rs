@@ -110,11 +110,21 @@ impl Mounted {
     }
 
     pub fn unmount(&self) {
-        let out = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.plain)
-            .output()
-            .expect("fusermount3");
+        // Right after a file is closed the kernel may hold the mount busy for
+        // a moment; retry a busy refusal (only that) for up to 5 seconds.
+        let start = Instant::now();
+        let out = loop {
+            let out = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.plain)
+                .output()
+                .expect("fusermount3");
+            let busy = String::from_utf8_lossy(&out.stderr).contains("busy");
+            if out.status.success() || !busy || start.elapsed() > Duration::from_secs(5) {
+                break out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert!(
             out.status.success(),
             "fusermount3 -u: {}",

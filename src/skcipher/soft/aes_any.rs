@@ -4,6 +4,8 @@
 use aes::cipher::KeyInit;
 use aes::{Aes128, Aes192, Aes256};
 
+use crate::skcipher::SkcipherError;
+
 pub enum AesKey {
     A128(Aes128),
     A192(Aes192),
@@ -11,13 +13,19 @@ pub enum AesKey {
 }
 
 impl AesKey {
-    /// `key` must be 16, 24 or 32 bytes; the algorithm table has checked that.
-    pub fn new(key: &[u8]) -> Self {
-        match key.len() {
-            16 => Self::A128(Aes128::new_from_slice(key).expect("16-byte key")),
-            24 => Self::A192(Aes192::new_from_slice(key).expect("24-byte key")),
-            _ => Self::A256(Aes256::new_from_slice(key).expect("32-byte key")),
-        }
+    /// `key` is 16, 24 or 32 bytes (the algorithm table checks it first;
+    /// anything else is an error here too, never a panic).
+    pub fn new(key: &[u8]) -> Result<Self, SkcipherError> {
+        let bad = || SkcipherError::BadKeyLength {
+            alg: "aes",
+            len: key.len(),
+            allowed: &[16, 24, 32],
+        };
+        Ok(match key.len() {
+            16 => Self::A128(Aes128::new_from_slice(key).map_err(|_| bad())?),
+            24 => Self::A192(Aes192::new_from_slice(key).map_err(|_| bad())?),
+            _ => Self::A256(Aes256::new_from_slice(key).map_err(|_| bad())?),
+        })
     }
 }
 

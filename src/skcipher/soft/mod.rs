@@ -40,14 +40,14 @@ pub enum SoftCipher {
 
 impl SoftCipher {
     /// `key` has passed `AlgInfo::check_key`.
-    pub fn new(alg: &AlgInfo, key: &[u8]) -> Self {
+    pub fn new(alg: &AlgInfo, key: &[u8]) -> Result<Self, SkcipherError> {
         Self::build(alg, key, true)
     }
 
     /// The same cipher without the CPU-specific XTS path, so tests can hold
     /// the portable path to the same reference on machines that have both.
     #[doc(hidden)]
-    pub fn new_portable(alg: &AlgInfo, key: &[u8]) -> Self {
+    pub fn new_portable(alg: &AlgInfo, key: &[u8]) -> Result<Self, SkcipherError> {
         Self::build(alg, key, false)
     }
 
@@ -61,13 +61,13 @@ impl SoftCipher {
     }
 
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    fn build(alg: &AlgInfo, key: &[u8], allow_fast: bool) -> Self {
-        match alg.mode {
+    fn build(alg: &AlgInfo, key: &[u8], allow_fast: bool) -> Result<Self, SkcipherError> {
+        Ok(match alg.mode {
             Mode::Xts => {
                 let (k1, k2) = key.split_at(key.len() / 2);
                 Self::Xts {
-                    data: AesKey::new(k1),
-                    tweak: AesKey::new(k2),
+                    data: AesKey::new(k1)?,
+                    tweak: AesKey::new(k2)?,
                     #[cfg(target_arch = "x86_64")]
                     fast: if allow_fast {
                         xts_vaes::new_keys(key)
@@ -76,18 +76,18 @@ impl SoftCipher {
                     },
                 }
             }
-            Mode::Cbc => Self::Cbc(AesKey::new(key)),
-            Mode::Ecb => Self::Ecb(AesKey::new(key)),
-            Mode::CtsCbc => Self::Cts(AesKey::new(key)),
+            Mode::Cbc => Self::Cbc(AesKey::new(key)?),
+            Mode::Ecb => Self::Ecb(AesKey::new(key)?),
+            Mode::CtsCbc => Self::Cts(AesKey::new(key)?),
             Mode::EssivCbc => {
                 let salt = Zeroizing::new(<[u8; 32]>::from(Sha256::digest(key)));
                 let salt_cipher = Aes256::new(&(*salt).into());
                 Self::Essiv {
-                    data: AesKey::new(key),
+                    data: AesKey::new(key)?,
                     salt: Box::new(salt_cipher),
                 }
             }
-        }
+        })
     }
 
     pub fn hardware_accelerated() -> bool {
@@ -109,7 +109,13 @@ where
 }
 
 /// XTS for every key-size pairing, monomorphised so no per-block dispatch remains.
-fn xts_dispatch(data: &AesKey, tweak: &AesKey, dir: Direction, iv: &[u8], buf: &mut [u8]) {
+fn xts_dispatch(
+    data: &AesKey,
+    tweak: &AesKey,
+    dir: Direction,
+    iv: &[u8],
+    buf: &mut [u8],
+) -> Result<(), SkcipherError> {
     match dir {
         Direction::Encrypt => {
             with_aes!(data, d => with_aes!(tweak, t => xts::encrypt(d, t, iv, buf)))
@@ -135,22 +141,24 @@ impl KeyedCipher for SoftCipher {
                     fast: Some(fast), ..
                 },
                 dir,
-            ) if xts_vaes::run(fast, dir == Encrypt, iv, buf) => {}
+            ) if xts_vaes::run(fast, dir == Encrypt, iv, buf) => Ok(()),
             (Self::Xts { data, tweak, .. }, dir) => xts_dispatch(data, tweak, dir, iv, buf),
             (Self::Cbc(k), Encrypt) => with_aes!(k, c => cbc::cbc_encrypt(c, iv, buf)),
             (Self::Cbc(k), Decrypt) => with_aes!(k, c => cbc::cbc_decrypt(c, iv, buf)),
-            (Self::Ecb(k), dir) => with_aes!(k, c => ecb(c, dir, buf)),
+            (Self::Ecb(k), dir) => {
+                with_aes!(k, c => ecb(c, dir, buf));
+                Ok(())
+            }
             (Self::Cts(k), Encrypt) => with_aes!(k, c => cbc::cts_encrypt(c, iv, buf)),
             (Self::Cts(k), Decrypt) => with_aes!(k, c => cbc::cts_decrypt(c, iv, buf)),
             (Self::Essiv { data, salt }, dir) => {
-                let real_iv = cbc::essiv_iv(salt.as_ref(), iv);
+                let real_iv = cbc::essiv_iv(salt.as_ref(), iv)?;
                 match dir {
                     Encrypt => with_aes!(data, c => cbc::cbc_encrypt(c, &real_iv, buf)),
                     Decrypt => with_aes!(data, c => cbc::cbc_decrypt(c, &real_iv, buf)),
                 }
             }
         }
-        Ok(())
     }
 
     fn driver(&self) -> String {

@@ -9,6 +9,7 @@
 //! parallel path, and the tweaks are XORed out again. `xts-mode` stays as the
 //! reference these functions are tested against.
 
+use crate::skcipher::SkcipherError;
 use aes::cipher::consts::U16;
 use aes::cipher::typenum::Unsigned;
 use aes::cipher::{
@@ -109,43 +110,67 @@ fn xor_block(b: &mut Block, t: u128) {
     xor_into(b, &t.to_le_bytes());
 }
 
+/// A 16-byte block from a slice; a wrong length is an error, never a panic
+/// (the algorithm table checks IVs and lengths before any of this runs).
+#[inline(always)]
+fn block(b: &[u8]) -> Result<Block, SkcipherError> {
+    Block::try_from(b).map_err(|_| SkcipherError::BadIvLength {
+        alg: "xts(aes)",
+        len: b.len(),
+        expected: 16,
+    })
+}
+
 #[inline(always)]
 fn first_tweak<T: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16>>(
     tweak_key: &T,
     iv: &[u8],
-) -> u128 {
-    let mut t = Block::try_from(iv).expect("16-byte IV checked by the algorithm table");
+) -> Result<u128, SkcipherError> {
+    let mut t = block(iv)?;
     tweak_key.encrypt_block(&mut t);
-    u128::from_le_bytes(t.0)
+    Ok(u128::from_le_bytes(t.0))
 }
 
-/// Splits `buf` into the blocks handled in bulk and, when the length is not a
-/// multiple of 16, the last full block plus the partial one (stealing).
+/// Splits `buf` (at least 16 bytes) into the blocks handled in bulk and, when
+/// the length is not a multiple of 16, the last full block plus the partial
+/// one (stealing).
 #[inline(always)]
-fn split(buf: &mut [u8]) -> (&mut [Block], &mut [u8]) {
+fn split(buf: &mut [u8]) -> Result<(&mut [Block], &mut [u8]), SkcipherError> {
+    if buf.len() < 16 {
+        return Err(SkcipherError::LengthTooShort {
+            alg: "xts(aes)",
+            len: buf.len(),
+            min: 16,
+        });
+    }
     let r = buf.len() % 16;
     let full = buf.len() / 16 - usize::from(r != 0);
     let (head, tail) = buf.split_at_mut(full * 16);
-    (Block::slice_as_chunks_mut(head).0, tail)
+    Ok((Block::slice_as_chunks_mut(head).0, tail))
 }
 
-/// Encrypts `buf` (at least 16 bytes, checked by the caller) as one XTS data unit.
+/// Encrypts `buf` (at least 16 bytes) as one XTS data unit.
 #[inline(always)]
-pub fn encrypt<D, T>(data_key: &D, tweak_key: &T, iv: &[u8], buf: &mut [u8])
+pub fn encrypt<D, T>(
+    data_key: &D,
+    tweak_key: &T,
+    iv: &[u8],
+    buf: &mut [u8],
+) -> Result<(), SkcipherError>
 where
     D: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16>,
     T: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16>,
 {
-    let mut t = first_tweak(tweak_key, iv);
-    let (blocks, tail) = split(buf);
+    let mut t = first_tweak(tweak_key, iv)?;
+    let (blocks, tail) = split(buf)?;
     data_key.encrypt_with_backend(EncBlocks { blocks, t: &mut t });
     if tail.is_empty() {
-        return;
+        return Ok(());
     }
     // Ciphertext stealing: the last full block borrows the partial block's room.
     let r = tail.len() - 16;
     let (last_full, partial) = tail.split_at_mut(16);
-    let mut cc = Block::try_from(&*last_full).expect("16 bytes");
+    let mut cc = block(last_full)?;
     xor_block(&mut cc, t);
     data_key.encrypt_block(&mut cc);
     xor_block(&mut cc, t);
@@ -157,26 +182,32 @@ where
     data_key.encrypt_block(&mut pp);
     xor_block(&mut pp, t2);
     last_full.copy_from_slice(&pp.0);
+    Ok(())
 }
 
-/// Decrypts `buf` (at least 16 bytes, checked by the caller) as one XTS data unit.
+/// Decrypts `buf` (at least 16 bytes) as one XTS data unit.
 #[inline(always)]
-pub fn decrypt<D, T>(data_key: &D, tweak_key: &T, iv: &[u8], buf: &mut [u8])
+pub fn decrypt<D, T>(
+    data_key: &D,
+    tweak_key: &T,
+    iv: &[u8],
+    buf: &mut [u8],
+) -> Result<(), SkcipherError>
 where
     D: BlockCipherDecrypt + BlockSizeUser<BlockSize = U16>,
     T: BlockCipherEncrypt + BlockSizeUser<BlockSize = U16>,
 {
-    let mut t = first_tweak(tweak_key, iv);
-    let (blocks, tail) = split(buf);
+    let mut t = first_tweak(tweak_key, iv)?;
+    let (blocks, tail) = split(buf)?;
     data_key.decrypt_with_backend(DecBlocks { blocks, t: &mut t });
     if tail.is_empty() {
-        return;
+        return Ok(());
     }
     // Stealing in reverse: the stored last full block was made with the later tweak.
     let r = tail.len() - 16;
     let (last_full, partial) = tail.split_at_mut(16);
     let t2 = mul_alpha(t);
-    let mut pp = Block::try_from(&*last_full).expect("16 bytes");
+    let mut pp = block(last_full)?;
     xor_block(&mut pp, t2);
     data_key.decrypt_block(&mut pp);
     xor_block(&mut pp, t2);
@@ -187,4 +218,5 @@ where
     data_key.decrypt_block(&mut cc);
     xor_block(&mut cc, t);
     last_full.copy_from_slice(&cc.0);
+    Ok(())
 }

@@ -331,6 +331,11 @@ pub fn new_keys(key: &[u8]) -> Option<Box<XtsKeys>> {
 #[allow(unused_variables)]
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+vaes+vpclmulqdq+aes"))]
 pub fn run(keys: &XtsKeys, encrypt_dir: bool, iv: &[u8], buf: &mut [u8]) -> bool {
+    // What the algorithm table guarantees, checked again here: anything else
+    // goes to the portable path, which reports it as an error.
+    if buf.len() < 16 || iv.len() != 16 {
+        return false;
+    }
     multiversion::target::match_target! {
         "x86_64+avx512f+avx512bw+vaes+vpclmulqdq+aes" => {
             if encrypt_dir {
