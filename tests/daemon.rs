@@ -115,8 +115,8 @@ fn a_busy_mount_on_sigterm_is_detached_lazily_and_says_so() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "{status}");
     let text = fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}; daemon log: {text}");
     assert!(text.contains("busy: detached lazily"), "{text}");
 }
 

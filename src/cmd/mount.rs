@@ -335,9 +335,13 @@ fn serve(
         }
         None => log::info!("{} was unmounted", mountpoint.display()),
     }
-    let joined = session
-        .join()
-        .map_err(|e| Failure::new(exitcode::OTHER, e.to_string()));
+    // Once the mount is gone the kernel ends the connection, with ENODEV or,
+    // after a lazy detach, sometimes ECONNABORTED: both are the normal end.
+    let joined = match session.join() {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ECONNABORTED)) => Ok(()),
+        Err(e) => Err(Failure::new(exitcode::OTHER, e.to_string())),
+    };
     if let Some(p) = &opts.pidfile {
         let _ = std::fs::remove_file(p);
     }
