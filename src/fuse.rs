@@ -110,6 +110,13 @@ impl FuseAdapter {
     }
 }
 
+fn reply_data(r: Result<Vec<u8>, FsError>, reply: ReplyData) {
+    match r {
+        Ok(d) => reply.data(&d),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
 fn reply_empty(r: Result<(), FsError>, reply: ReplyEmpty) {
     match r {
         Ok(()) => reply.ok(),
@@ -184,10 +191,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.fs.readlink(ino.0) {
-            Ok(t) => reply.data(&t),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_data(self.fs.readlink(ino.0), reply);
     }
 
     fn mknod(
@@ -287,10 +291,7 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_data(self.fs.read(fh.0, offset, size), reply);
     }
 
     fn write(

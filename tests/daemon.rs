@@ -5,21 +5,10 @@ mod common;
 
 use std::fs;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::mount::{cipherfs, Mounted, BIN};
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::mount::{cipherfs, sigterm, wait_until, Mounted};
 
 #[test]
 fn idle_unmounts_after_no_use_and_the_pidfile_comes_and_goes() {
@@ -75,25 +64,14 @@ fn a_busy_mount_on_sigterm_is_detached_lazily_and_says_so() {
     fs::write(m.plain.join("held"), b"still being read").unwrap();
     m.unmount();
     let log = m.root.join("log");
-    let mut child = Command::new(BIN)
-        .args([
-            "mount",
-            "-f",
-            "--passfile",
-            m.passfile.to_str().unwrap(),
-            m.cipher.to_str().unwrap(),
-            m.plain.to_str().unwrap(),
-        ])
+    let mut child = m
+        .foreground_command()
         .stderr(Stdio::from(fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
     wait_until("the mount", 10, || m.is_mounted());
     let mut held = fs::File::open(m.plain.join("held")).unwrap();
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    sigterm(&child);
     wait_until("the lazy detach", 10, || !m.is_mounted());
     // The open file still works through the detached mount.
     let mut s = String::new();

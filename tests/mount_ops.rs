@@ -7,9 +7,9 @@ use std::fs;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use common::mount::{cipherfs, Mounted, BIN};
+use common::mount::{cipherfs, sigterm, wait_until, Mounted};
 
 /// A 4096-aligned buffer, as O_DIRECT wants.
 fn aligned(len: usize) -> (Vec<u8>, usize) {
@@ -145,29 +145,14 @@ fn sigterm_unmounts_a_foreground_daemon_cleanly() {
         return;
     };
     m.unmount();
-    let mut child = Command::new(BIN)
-        .args([
-            "mount",
-            "-f",
-            "--passfile",
-            m.passfile.to_str().unwrap(),
-            m.cipher.to_str().unwrap(),
-            m.plain.to_str().unwrap(),
-        ])
+    let mut child = m
+        .foreground_command()
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !m.is_mounted() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(m.is_mounted(), "foreground mount did not appear");
+    wait_until("the foreground mount", 10, || m.is_mounted());
     fs::write(m.plain.join("x"), b"y").unwrap();
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status}");
     assert!(!m.is_mounted(), "still mounted after SIGTERM");

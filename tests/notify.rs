@@ -4,10 +4,10 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::mount::{Mounted, BIN};
+use common::mount::{sigterm, Mounted};
 
 fn recv(sock: &UnixDatagram) -> String {
     let mut buf = [0u8; 4096];
@@ -27,15 +27,8 @@ fn ready_only_when_the_mount_answers_and_stopping_on_sigterm() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "mount",
-            "-f",
-            "--passfile",
-            m.passfile.to_str().unwrap(),
-            m.cipher.to_str().unwrap(),
-            m.plain.to_str().unwrap(),
-        ])
+    let mut child = m
+        .foreground_command()
         .env("NOTIFY_SOCKET", &sock_path)
         .stderr(Stdio::null())
         .spawn()
@@ -45,11 +38,7 @@ fn ready_only_when_the_mount_answers_and_stopping_on_sigterm() {
     // At READY=1 the mount must already be there and answer.
     assert!(m.is_mounted(), "READY=1 before the mount existed");
     std::fs::write(m.plain.join("f"), b"x").unwrap();
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    sigterm(&child);
     let stopping = recv(&sock);
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
     assert!(child.wait().unwrap().success());

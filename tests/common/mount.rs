@@ -142,6 +142,17 @@ impl Mounted {
         self.mount();
     }
 
+    /// `cipherfs mount -f` for this directory, for a test that runs the
+    /// daemon as its own child (add env or stderr before spawning).
+    pub fn foreground_command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["mount", "-f", "--passfile"])
+            .arg(&self.passfile)
+            .arg(&self.cipher)
+            .arg(&self.plain);
+        c
+    }
+
     /// The master key, through `cipherfs info --show-masterkey`.
     pub fn master_key(&self) -> [u8; 64] {
         let out = cipherfs(&[
@@ -201,4 +212,28 @@ impl Drop for Mounted {
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// Polls `f` until it holds; fails the test after `secs` seconds.
+#[allow(dead_code)]
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM to a child process.
+#[allow(dead_code)]
+pub fn sigterm(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -TERM failed");
 }
