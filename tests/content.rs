@@ -92,45 +92,59 @@ fn same_plaintext_in_two_files_differs_and_holes_read_as_zeros() {
 }
 
 #[test]
-fn runs_match_sector_by_sector_on_both_sides_of_the_parallel_threshold() {
-    use cipherfs::content::sector::PARALLEL_MIN;
+fn in_place_runs_match_sector_by_sector() {
     let master = MasterKey::generate().unwrap();
     let mut rng = Rng::new(33);
-    for backend in common::backends("runs_match_sector_by_sector") {
+    for backend in common::backends("in_place_runs_match_sector_by_sector") {
         let header = FileHeader::random().unwrap();
         let fc = FileCipher::new(&master, &header, "xts(aes)", 64, backend, 4096).unwrap();
-        for count in [1, PARALLEL_MIN - 1, PARALLEL_MIN, PARALLEL_MIN + 1, 40] {
-            let last_t = 1 + rng.below(4096);
-            let plains: Vec<Vec<u8>> = (0..count)
-                .map(|i| rng.bytes(if i + 1 == count { last_t } else { 4096 }))
-                .collect();
+        let cases = [1u64, 2, 7, 40].into_iter().flat_map(|count| {
+            // 4095: the stored last sector (4096 + 15 filler) spills past a
+            // sector boundary of the buffer.
+            [1, 16, 17, 4095, 4096, 1 + rng.below(4096) as u64].map(|t| (count, t))
+        });
+        for (count, last_t) in cases.collect::<Vec<_>>() {
             let first = rng.below(1000) as u64;
-            let run = fc.encrypt_run(first, plains.clone()).unwrap();
+            // The run ends the file: its last sector holds last_t bytes.
+            let p_size = (first + count - 1) * 4096 + last_t;
+            let plains: Vec<Vec<u8>> = (0..count)
+                .map(|i| {
+                    rng.bytes(if i + 1 == count {
+                        last_t as usize
+                    } else {
+                        4096
+                    })
+                })
+                .collect();
             let mut one_by_one = Vec::new();
             let mut stored = Vec::new();
             for (i, p) in plains.iter().enumerate() {
                 fc.encrypt_sector(first + i as u64, p, &mut stored).unwrap();
                 one_by_one.extend_from_slice(&stored);
             }
+            let mut run = vec![0u8; one_by_one.len()];
+            let want: Vec<u8> = plains.concat();
+            run[..want.len()].copy_from_slice(&want);
+            fc.encrypt_run_in_place(first, &mut run, p_size).unwrap();
             assert_eq!(run, one_by_one, "{backend}: {count} sectors");
             // Decrypt the run, with one sector turned into a hole.
-            let mut with_hole = run.clone();
+            let mut want = want;
             if count > 2 {
-                with_hole[4096..8192].fill(0);
-            }
-            let mut sectors = Vec::new();
-            let mut off = 0;
-            for p in &plains {
-                let len = stored_len(p.len() as u64) as usize;
-                sectors.push((&with_hole[off..off + len], p.len()));
-                off += len;
-            }
-            let back = fc.decrypt_run(first, sectors).unwrap();
-            let mut want: Vec<u8> = plains.concat();
-            if count > 2 {
+                run[4096..8192].fill(0);
                 want[4096..8192].fill(0);
             }
-            assert_eq!(back, want, "{backend}: {count} sectors");
+            fc.decrypt_run_in_place(first, &mut run, p_size).unwrap();
+            assert_eq!(&run[..want.len()], &want[..], "{backend}: {count} sectors");
+            assert!(
+                run[want.len()..].iter().all(|&b| b == 0),
+                "{backend}: padding after the plaintext is zeros"
+            );
+            // A buffer too short for the sectors the size implies is refused.
+            let short = one_by_one.len() - 1;
+            let mut cut = one_by_one[..short].to_vec();
+            if last_t % 16 == 0 {
+                assert!(fc.decrypt_run_in_place(first, &mut cut, p_size).is_err());
+            }
         }
     }
 }

@@ -8,16 +8,9 @@ use std::sync::Arc;
 use zeroize::Zeroize;
 
 use super::header::FileHeader;
-use super::offsets::{encrypted_len, stored_len};
+use super::offsets::{encrypted_len, sector_plain_len, stored_len};
 use crate::crypto::{CryptoError, MasterKey};
-use crate::skcipher::{Backend, BatchWait, Direction, Skcipher, SkcipherError, SkcipherRequest};
-
-/// Runs of at least this many sectors go through the async API, one request
-/// per sector spread over all CPUs; shorter runs are done in place, where the
-/// queue would cost more than it saves.
-pub const PARALLEL_MIN: usize = 8;
-
-type Done = (usize, SkcipherRequest<usize>, Result<(), SkcipherError>);
+use crate::skcipher::{Backend, Direction, Skcipher, SkcipherError};
 
 pub const CONTENT_INFO: &[u8] = b"cipherfs v1 content";
 
@@ -88,132 +81,67 @@ impl FileCipher {
         Ok(())
     }
 
-    /// Encrypts the consecutive sectors `first..` whose plaintexts are
-    /// `plains`, returning their stored forms back to back (one write).
-    pub fn encrypt_run(&self, first: u64, plains: Vec<Vec<u8>>) -> Result<Vec<u8>, ContentError> {
-        let mut out = Vec::with_capacity(
-            plains
-                .iter()
-                .map(|p| stored_len(p.len() as u64) as usize)
-                .sum(),
-        );
-        if plains.len() < PARALLEL_MIN {
-            let mut stored = Vec::with_capacity(self.sector + 16);
-            for (i, p) in plains.iter().enumerate() {
-                self.encrypt_sector(first + i as u64, p, &mut stored)?;
-                out.extend_from_slice(&stored);
-            }
-            return Ok(out);
-        }
-        let lens: Vec<u64> = plains.iter().map(|p| p.len() as u64).collect();
-        let bufs = plains
-            .into_iter()
-            .map(|mut p| {
-                let t = p.len() as u64;
-                p.resize(encrypted_len(t) as usize, 0);
-                p
-            })
-            .collect();
-        for (buf, t) in self
-            .run_async(first, bufs, Direction::Encrypt)?
-            .into_iter()
-            .zip(lens)
-        {
-            out.extend_from_slice(&buf);
-            out.resize(out.len() + (t % 16) as usize, 0);
-        }
-        Ok(out)
-    }
-
-    /// Decrypts consecutive sectors `first..`; `sectors` holds each one's
-    /// stored bytes and plaintext length. Returns the plaintext back to back.
-    pub fn decrypt_run(
+    /// Encrypts in place the sectors `first..` of a file of plaintext size
+    /// `p_size`, laid out in `buf` as they are stored (sector `first + i` at
+    /// `i * S`), each holding its plaintext zero-padded to its stored length.
+    /// One buffer from the FUSE request to the backing write: no copies.
+    pub fn encrypt_run_in_place(
         &self,
         first: u64,
-        sectors: Vec<(&[u8], usize)>,
-    ) -> Result<Vec<u8>, ContentError> {
-        let mut out = Vec::with_capacity(sectors.iter().map(|s| s.1).sum());
-        if sectors.len() < PARALLEL_MIN {
-            let mut plain = Vec::with_capacity(self.sector);
-            for (i, (stored, t)) in sectors.into_iter().enumerate() {
-                self.decrypt_sector(first + i as u64, stored, t, &mut plain)?;
-                out.extend_from_slice(&plain);
-            }
-            return Ok(out);
-        }
-        let mut bufs = Vec::with_capacity(sectors.len());
-        for (i, (stored, t)) in sectors.iter().enumerate() {
-            let enc = encrypted_len(*t as u64) as usize;
-            if stored.len() < enc {
+        buf: &mut [u8],
+        p_size: u64,
+    ) -> Result<(), ContentError> {
+        self.run_in_place(first, buf, p_size, Direction::Encrypt)
+    }
+
+    /// Decrypts in place the stored sectors `first..` of a file of plaintext
+    /// size `p_size`, laid out back to back in `buf`. Afterwards `buf` starts
+    /// with their plaintext. All-zero sectors are holes and stay zeros.
+    pub fn decrypt_run_in_place(
+        &self,
+        first: u64,
+        buf: &mut [u8],
+        p_size: u64,
+    ) -> Result<(), ContentError> {
+        self.run_in_place(first, buf, p_size, Direction::Decrypt)
+    }
+
+    fn run_in_place(
+        &self,
+        first: u64,
+        buf: &mut [u8],
+        p_size: u64,
+        dir: Direction,
+    ) -> Result<(), ContentError> {
+        let s = self.sector;
+        for (i, chunk) in buf.chunks_mut(s).enumerate() {
+            let n = first + i as u64;
+            let t = sector_plain_len(n, p_size, s as u64);
+            let enc = encrypted_len(t) as usize;
+            if t == 0 || chunk.len() < enc {
                 return Err(ContentError::SectorLength {
-                    sector: first + i as u64,
-                    got: stored.len(),
-                    want: stored_len(*t as u64) as usize,
+                    sector: n,
+                    got: chunk.len(),
+                    want: stored_len(t) as usize,
                 });
             }
-            bufs.push(stored[..enc].to_vec());
-        }
-        // Holes (all-zero sectors) are not sent to the cipher: they read as zeros.
-        let holes: Vec<bool> = bufs.iter().map(|b| b.iter().all(|&x| x == 0)).collect();
-        let plains = self.run_async_skipping(first, bufs, Direction::Decrypt, &holes)?;
-        for ((mut p, (_, t)), hole) in plains.into_iter().zip(sectors).zip(holes) {
-            if hole {
-                p.fill(0);
+            let c = &mut chunk[..enc];
+            let iv = sector_iv(n);
+            match dir {
+                Direction::Encrypt => self.tfm.encrypt_in_place(&iv, c)?,
+                Direction::Decrypt if c.iter().all(|&b| b == 0) => {}
+                Direction::Decrypt => {
+                    self.tfm.decrypt_in_place(&iv, c)?;
+                    // The padding is plaintext zeros; do not leave it around.
+                    c[t as usize..].zeroize();
+                }
             }
-            p[t..].zeroize();
-            out.extend_from_slice(&p[..t]);
-        }
-        Ok(out)
-    }
-
-    fn run_async(
-        &self,
-        first: u64,
-        bufs: Vec<Vec<u8>>,
-        dir: Direction,
-    ) -> Result<Vec<Vec<u8>>, ContentError> {
-        let none = vec![false; bufs.len()];
-        self.run_async_skipping(first, bufs, dir, &none)
-    }
-
-    /// One async request per buffer (sector `first + i`), except those marked
-    /// in `skip`, which come back untouched; waits for all of them once.
-    fn run_async_skipping(
-        &self,
-        first: u64,
-        bufs: Vec<Vec<u8>>,
-        dir: Direction,
-        skip: &[bool],
-    ) -> Result<Vec<Vec<u8>>, ContentError> {
-        let n = bufs.len();
-        let wait = Arc::new(BatchWait::<Done>::new());
-        let mut results: Vec<Option<Vec<u8>>> = vec![None; n];
-        let mut submitted = 0;
-        for (i, buf) in bufs.into_iter().enumerate() {
-            if skip[i] {
-                results[i] = Some(buf);
-                continue;
-            }
-            submitted += 1;
-            wait.add(1);
-            let mut req = SkcipherRequest::new(&self.tfm, i);
-            req.set_crypt(None, buf, &sector_iv(first + i as u64));
-            let w = Arc::clone(&wait);
-            req.submit(dir, move |r, res| w.complete((r.ctx, r, res)));
-        }
-        let done = wait.wait();
-        debug_assert_eq!(done.len(), submitted);
-        let mut first_err = None;
-        for (i, req, res) in done {
-            match res {
-                Ok(()) => results[i] = Some(req.into_parts().0),
-                Err(e) => first_err = first_err.or(Some(e)),
+            if t < s as u64 {
+                // The file's last sector; what follows it is filler.
+                break;
             }
         }
-        if let Some(e) = first_err {
-            return Err(e.into());
-        }
-        Ok(results.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(())
     }
 
     /// Decrypts sector `n`, stored as `stored` and holding `t` plaintext

@@ -113,29 +113,26 @@ impl CipherFs {
         let (first, last) = (range.start, range.end - 1);
         let c_start = c_sector_offset(first, s);
         let c_end = c_sector_offset(last, s) + stored_len(sector_plain_len(last, p_size, s));
-        // One read for the whole range, then all its sectors decrypted (in
-        // parallel when there are many).
-        let mut raw = vec![0u8; (c_end - c_start) as usize];
-        file.read_exact_at(&mut raw, c_start).map_err(|e| {
+        // One read for the whole range, decrypted where it landed: sector
+        // `first + i` sits at `i * S` both stored and in plaintext.
+        let mut buf = vec![0u8; (c_end - c_start) as usize];
+        file.read_exact_at(&mut buf, c_start).map_err(|e| {
             log::warn!(
                 "{}: sectors {first}..={last} unreadable: {e}",
                 self.describe(node)
             );
             FsError::EIO
         })?;
-        let sectors = range
-            .map(|n| {
-                let t = sector_plain_len(n, p_size, s);
-                let o = (c_sector_offset(n, s) - c_start) as usize;
-                (&raw[o..o + stored_len(t) as usize], t as usize)
-            })
-            .collect();
-        let plain = fc.decrypt_run(first, sectors).map_err(|e| {
-            log::warn!("{}: sectors {first}..={last}: {e}", self.describe(node));
-            FsError::EIO
-        })?;
+        fc.decrypt_run_in_place(first, &mut buf, p_size)
+            .map_err(|e| {
+                log::warn!("{}: sectors {first}..={last}: {e}", self.describe(node));
+                FsError::EIO
+            })?;
         let start = (offset - first * s) as usize;
-        Ok(plain[start..start + (end - offset) as usize].to_vec())
+        buf.truncate(start + (end - offset) as usize);
+        // Reads are page-aligned as a rule, and then this moves nothing.
+        buf.drain(..start);
+        Ok(buf)
     }
 
     /// The new plaintext of sector `n`, holding `new_t` bytes: its old
@@ -232,28 +229,29 @@ impl CipherFs {
         if old_p > 0 && (old_p - 1) / s < offset / s {
             self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
-        // Every touched sector's new plaintext, then all encrypted (in parallel
-        // when there are many) and written with one call.
+        // The touched sectors laid out as stored, in one buffer: old content
+        // where the write covers a sector only partly, the new data over it,
+        // then encryption in place and one backing write.
         let range = sectors_touched(offset, data.len() as u64, s);
-        let mut plains = Vec::with_capacity((range.end - range.start) as usize);
-        for n in range.clone() {
-            let lo = offset.max(n * s);
-            let hi = end.min((n + 1) * s);
-            let chunk = &data[(lo - offset) as usize..(hi - offset) as usize];
-            let new_t = sector_plain_len(n, new_p, s);
-            plains.push(self.sector_plain(
-                node,
-                file,
-                &fc,
-                n,
-                old_p,
-                new_t,
-                (lo - n * s) as usize,
-                chunk,
-            )?);
+        let (first, last) = (range.start, range.end - 1);
+        let last_t = sector_plain_len(last, new_p, s);
+        let mut buf = vec![0u8; ((last - first) * s + stored_len(last_t)) as usize];
+        let partial = |n: u64| {
+            let covered = offset <= n * s && end >= n * s + sector_plain_len(n, new_p, s);
+            n * s < old_p && !covered
+        };
+        for n in [first, last] {
+            if partial(n) && (n == first || last != first) {
+                let mut old = Vec::with_capacity(self.sector);
+                self.read_sector(node, file, &fc, n, old_p, &mut old)?;
+                let at = ((n - first) * s) as usize;
+                buf[at..at + old.len()].copy_from_slice(&old);
+            }
         }
-        let stored = fc.encrypt_run(range.start, plains)?;
-        file.write_all_at(&stored, c_sector_offset(range.start, s))?;
+        let at = (offset - first * s) as usize;
+        buf[at..at + data.len()].copy_from_slice(data);
+        fc.encrypt_run_in_place(first, &mut buf, new_p)?;
+        file.write_all_at(&buf, c_sector_offset(first, s))?;
         // The stored size must match the new plaintext size exactly: a last
         // sector that grew within its 16-byte block leaves stale filler.
         if file.metadata()?.len() != cipher_size(new_p) {
