@@ -82,7 +82,7 @@ pub enum Command {
         /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root).
         #[arg(long)]
         allow_other: bool,
-        /// Mount options, comma-separated: ro, rw, allow_other, backend=, passfile=, and FUSE options passed through.
+        /// Mount options, comma-separated: ro, rw, allow_other, backend=, passfile=, noxattr, and FUSE options passed through.
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,
         /// Mount with the raw master key (hex, as `info --show-masterkey` prints it) from FILE, or stdin for -.
@@ -96,6 +96,9 @@ pub enum Command {
         /// Also name files by their plaintext names in the log (for debugging; off by default).
         #[arg(long)]
         debug_names: bool,
+        /// No extended attributes (ENOTSUP): saves two requests per file in `ls -l`.
+        #[arg(long)]
+        no_xattr: bool,
         /// Write the daemon's PID to FILE while mounted (removed on exit).
         #[arg(long, value_name = "FILE")]
         pidfile: Option<PathBuf>,

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::{Attr, CipherFs, FsError, Kind, SetAttr, SetTime};
+use crate::fs::{Attr, Caller, CipherFs, FsError, Kind, SetAttr, SetTime};
 use fuser::ReplyXattr;
 
 /// How long the kernel may cache attributes and names: short, so changes
@@ -22,11 +22,20 @@ const TTL: Duration = Duration::from_secs(1);
 
 pub struct FuseAdapter {
     fs: CipherFs,
+    xattrs: bool,
 }
 
 impl FuseAdapter {
     pub fn new(fs: CipherFs) -> Self {
-        Self { fs }
+        Self { fs, xattrs: true }
+    }
+
+    /// Answers every xattr request with ENOSYS, after which the kernel stops
+    /// sending them: `ls -l` alone asks for two per file (SELinux label and
+    /// ACL), each a round trip to the daemon.
+    pub fn without_xattrs(mut self) -> Self {
+        self.xattrs = false;
+        self
     }
 }
 
@@ -134,6 +143,13 @@ fn reply_xattr(r: Result<Vec<u8>, FsError>, size: u32, reply: ReplyXattr) {
     }
 }
 
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
 fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
         TimeOrNow::Now => SetTime::Now,
@@ -146,6 +162,18 @@ impl Filesystem for FuseAdapter {
         // Large requests mean fewer round trips; the kernel caps what it takes.
         let _ = config.set_max_write(1024 * 1024);
         let _ = config.set_max_readahead(1024 * 1024);
+        // Each is worth a request per file or more (see the README's
+        // performance section); a kernel without one simply does without.
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+        ] {
+            if config.add_capabilities(cap).is_err() {
+                log::debug!("the kernel does not offer {cap:?}");
+            }
+        }
         Ok(())
     }
 
@@ -163,7 +191,7 @@ impl Filesystem for FuseAdapter {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -186,6 +214,9 @@ impl Filesystem for FuseAdapter {
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
+            // FUSE_HANDLE_KILLPRIV_V2 makes this ours; fuser does not pass
+            // FATTR_KILL_SUIDGID, so root stands for CAP_FSETID.
+            kill_suidgid: size.is_some() && req.uid() != 0,
         };
         self.reply_attr(ino.0, self.fs.setattr(ino.0, fh.map(|f| f.0), set), reply);
     }
@@ -196,7 +227,7 @@ impl Filesystem for FuseAdapter {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -205,22 +236,30 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         self.reply_entry(
-            self.fs
-                .mknod(parent.0, name, mode & !umask | (mode & libc::S_IFMT), rdev),
+            self.fs.mknod(
+                parent.0,
+                name,
+                mode & !umask | (mode & libc::S_IFMT),
+                rdev,
+                caller(req),
+            ),
             reply,
         );
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         umask: u32,
         reply: ReplyEntry,
     ) {
-        self.reply_entry(self.fs.mkdir(parent.0, name, mode & !umask), reply);
+        self.reply_entry(
+            self.fs.mkdir(parent.0, name, mode & !umask, caller(req)),
+            reply,
+        );
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -233,14 +272,15 @@ impl Filesystem for FuseAdapter {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
         reply: ReplyEntry,
     ) {
         self.reply_entry(
-            self.fs.symlink(parent.0, link_name, target.as_os_str()),
+            self.fs
+                .symlink(parent.0, link_name, target.as_os_str(), caller(req)),
             reply,
         );
     }
@@ -301,12 +341,13 @@ impl Filesystem for FuseAdapter {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.write(fh.0, offset, data) {
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        match self.fs.write(fh.0, offset, data, kill) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(e)),
         }
@@ -320,8 +361,10 @@ impl Filesystem for FuseAdapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Writes go to the backing file as they come; nothing is buffered here.
-        reply.ok();
+        // Writes go to the backing file as they come; nothing is buffered
+        // here. ENOSYS tells the kernel so once, and it stops sending FLUSH
+        // on every close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -378,6 +421,29 @@ impl Filesystem for FuseAdapter {
         }
     }
 
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let r = self.fs.readdirplus(fh.0, offset, |next, e, id, attr| {
+            let name = <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.name);
+            let mut fa = file_attr(attr, None);
+            if attr.kind == Kind::Other {
+                fa.kind = self.special_kind(id).unwrap_or(fa.kind);
+            }
+            fa.ino = INodeNo(id);
+            !reply.add(INodeNo(id), next, name, &TTL, &fa, Generation(0))
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
     fn releasedir(
         &self,
         _req: &Request,
@@ -412,7 +478,7 @@ impl Filesystem for FuseAdapter {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -420,7 +486,10 @@ impl Filesystem for FuseAdapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.create(parent.0, name, mode & !umask, flags) {
+        match self
+            .fs
+            .create(parent.0, name, mode & !umask, flags, caller(req))
+        {
             Ok((id, attr, fh)) => {
                 let mut fa = file_attr(&attr, None);
                 fa.ino = INodeNo(id);
@@ -446,18 +515,30 @@ impl Filesystem for FuseAdapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
         reply_empty(self.fs.setxattr(ino.0, name, value, flags), reply)
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
         reply_xattr(self.fs.getxattr(ino.0, name), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
         reply_xattr(self.fs.listxattr(ino.0), size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if !self.xattrs {
+            return reply.error(Errno::ENOSYS);
+        }
         reply_empty(self.fs.removexattr(ino.0, name), reply)
     }
 

@@ -51,6 +51,7 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
             ("pidfile", Some(f)) => opts.pidfile = Some(f.into()),
             ("masterkey_file", Some(f)) => opts.masterkey_file = Some(f.into()),
             ("debug_names", None) => opts.debug_names = true,
+            ("noxattr", None) => opts.no_xattr = true,
             // Named by mount.fuse3 and mount(8); we set our own.
             ("subtype" | "fsname", Some(_)) => {}
             (k, _) if cipherfs::helper::is_mount8_option(k) => {}
@@ -157,6 +158,7 @@ fn run(command: &Command) -> Result<bool, Failure> {
             idle,
             pidfile,
             debug_names,
+            no_xattr,
             ready_stdout,
         } => {
             let mut opts = MountOptions {
@@ -173,6 +175,7 @@ fn run(command: &Command) -> Result<bool, Failure> {
                 idle: *idle,
                 pidfile: pidfile.clone(),
                 debug_names: *debug_names,
+                no_xattr: *no_xattr,
             };
             apply_options(&mut opts, options)?;
             cmd::mount::run(cipherdir, mountpoint, &opts)?;

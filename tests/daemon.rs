@@ -1,5 +1,6 @@
 //! Daemon behaviour: --idle unmounts after no use, --pidfile, and a busy
-//! mount on SIGTERM is detached lazily and says so.
+//! mount on SIGTERM is detached lazily and says so; READDIRPLUS keeps the
+//! kernel's references balanced.
 
 mod common;
 
@@ -165,4 +166,64 @@ fn mount_options_carry_what_the_flags_carry() {
         Some(libc::EROFS),
         "ro was not honoured: {e}"
     );
+}
+
+/// `ls -l` gets names and attributes in READDIRPLUS replies: each entry sent
+/// counts one kernel reference, an entry that did not fit in a reply must
+/// not, and when the kernel drops its caches every reference is given back
+/// (the daemon's descriptors return to where they were).
+#[test]
+fn listings_with_attributes_give_right_sizes_and_keep_lookups_balanced() {
+    let Some(mut m) = Mounted::new("readdirplus", &[]) else {
+        return;
+    };
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP readdirplus balance test: dropping the kernel's caches needs root");
+        return;
+    }
+    m.unmount();
+    let pidfile = m.root.join("pid");
+    m.extra = vec!["--pidfile".into(), pidfile.display().to_string()];
+    m.mount();
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let fds = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let dir = m.plain.join("many");
+    fs::create_dir(&dir).unwrap();
+    let n = 600;
+    for i in 0..n {
+        // Long names fill a reply after a few dozen entries.
+        fs::write(
+            dir.join(format!("a-rather-long-file-name-{i:04}")),
+            vec![7u8; i],
+        )
+        .unwrap();
+    }
+    let drop_caches = || fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+    drop_caches();
+    wait_until("the kernel to forget the new files", 10, || fds() < n);
+    let before = fds();
+    let out = std::process::Command::new("ls")
+        .arg("-ln")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let mut seen = 0;
+    for line in listing.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let i: usize = f[8]
+            .trim_start_matches("a-rather-long-file-name-")
+            .parse()
+            .unwrap();
+        assert_eq!(f[4], i.to_string(), "size of {}", f[8]);
+        seen += 1;
+    }
+    assert_eq!(seen, n);
+    assert!(
+        fds() >= before + n,
+        "READDIRPLUS looked every entry up ({} descriptors, {before} before)",
+        fds()
+    );
+    drop_caches();
+    wait_until("every reference to come back", 10, || fds() <= before);
 }

@@ -37,16 +37,27 @@ fn reads_never_see_a_sector_while_a_writer_rewrites_it() {
     let fs = Arc::new(fs);
     let len = 3 * 4096;
     let (_, _, fh) = fs
-        .create(ROOT_ID, OsStr::new("f"), 0o644, libc::O_RDWR)
+        .create(
+            ROOT_ID,
+            OsStr::new("f"),
+            0o644,
+            libc::O_RDWR,
+            cipherfs::fs::Caller { uid: 0, gid: 0 },
+        )
         .unwrap();
-    fs.write(fh, 0, &vec![0xAA; len]).unwrap();
+    fs.write(fh, 0, &vec![0xAA; len], false).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let writer = {
         let (fs, done) = (Arc::clone(&fs), Arc::clone(&done));
         std::thread::spawn(move || {
             for i in 0..400 {
-                fs.write(fh, 0, &vec![if i % 2 == 0 { 0x55 } else { 0xAA }; len])
-                    .unwrap();
+                fs.write(
+                    fh,
+                    0,
+                    &vec![if i % 2 == 0 { 0x55 } else { 0xAA }; len],
+                    false,
+                )
+                .unwrap();
             }
             done.store(true, Ordering::SeqCst);
         })

@@ -258,6 +258,34 @@ fn user_xattrs_round_trip_and_are_stored_encrypted() {
 }
 
 #[test]
+fn noxattr_refuses_xattrs_and_keeps_existing_ones() {
+    let Some(mut m) = Mounted::new("noxattr", &[]) else {
+        return;
+    };
+    let f = m.plain.join("tagged");
+    fs::write(&f, b"x").unwrap();
+    let fp = f.to_str().unwrap();
+    rustix::fs::setxattr(fp, "user.kept", b"v", rustix::fs::XattrFlags::empty()).unwrap();
+    m.unmount();
+    m.extra = vec!["-o".into(), "noxattr".into()];
+    m.mount();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        rustix::fs::getxattr(fp, "user.kept", &mut buf[..]).unwrap_err(),
+        rustix::io::Errno::OPNOTSUPP
+    );
+    assert_eq!(
+        rustix::fs::setxattr(fp, "user.new", b"v", rustix::fs::XattrFlags::empty()).unwrap_err(),
+        rustix::io::Errno::OPNOTSUPP
+    );
+    assert_eq!(fs::read(&f).unwrap(), b"x");
+    m.extra.clear();
+    m.remount();
+    let n = rustix::fs::getxattr(fp, "user.kept", &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], b"v", "the attribute survives a noxattr mount");
+}
+
+#[test]
 fn rename_noreplace_exchange_and_device_nodes() {
     use rustix::fs::{renameat_with, RenameFlags, CWD};
     let Some(m) = Mounted::new("rename2", &[]) else {

@@ -3,6 +3,7 @@
 //! user_allow_other in /etc/fuse.conf is refused with a clear message.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -11,30 +12,35 @@ const BIN: &str = env!("CARGO_BIN_EXE_cipherfs");
 const USER: &str = "cipherfs-test";
 
 fn as_user(cmd: &str) -> Output {
+    as_named_user(USER, cmd)
+}
+
+fn as_named_user(user: &str, cmd: &str) -> Output {
     Command::new("runuser")
-        .args(["-u", USER, "--", "sh", "-c", cmd])
+        .args(["-u", user, "--", "sh", "-c", cmd])
         .env("HOME", "/tmp")
         .output()
         .unwrap()
 }
 
-struct TestUser;
+struct TestUser(&'static str);
 
 impl TestUser {
-    fn create() -> Option<Self> {
+    fn create(name: &'static str) -> Option<Self> {
         if !rustix::process::geteuid().is_root()
             || Command::new("runuser").arg("--version").output().is_err()
         {
             eprintln!("SKIP nonroot test: needs root and runuser to create and act as a test user");
             return None;
         }
-        let _ = Command::new("userdel").arg(USER).output();
+        let _ = Command::new("userdel").arg(name).output();
         let ok = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/bin/sh", USER])
+            .args(["--system", "--no-create-home", "--user-group"])
+            .args(["--shell", "/bin/sh", name])
             .status()
             .unwrap();
         assert!(ok.success(), "useradd failed");
-        Some(TestUser)
+        Some(TestUser(name))
     }
 }
 
@@ -43,12 +49,12 @@ impl Drop for TestUser {
         // The user's daemon may still be exiting; -f removes the user anyway.
         for _ in 0..20 {
             if Command::new("userdel")
-                .args(["-f", USER])
+                .args(["-f", self.0])
                 .output()
                 .map(|o| o.status.success())
                 .unwrap_or(false)
                 || Command::new("id")
-                    .arg(USER)
+                    .arg(self.0)
                     .output()
                     .map(|o| !o.status.success())
                     .unwrap_or(true)
@@ -93,7 +99,7 @@ fn an_ordinary_user_mounts_and_unmounts_their_own_directory() {
         eprintln!("SKIP nonroot test: no /dev/fuse or no binary");
         return;
     }
-    let Some(_user) = TestUser::create() else {
+    let Some(_user) = TestUser::create(USER) else {
         return;
     };
     let root = std::env::temp_dir().join(format!("cipherfs-nonroot-{}", std::process::id()));
@@ -175,4 +181,116 @@ fn an_ordinary_user_mounts_and_unmounts_their_own_directory() {
         std::os::unix::fs::MetadataExt::uid(&fs::metadata(root.join("c/cipherfs.conf")).unwrap());
     assert_eq!(conf_owner.to_string(), uid.trim());
     let _ = fs::remove_dir_all(&root);
+}
+
+/// The daemon runs as root, so the backing filesystem keeps set-ID bits
+/// through its writes; cipherfs must drop them itself when the writer could
+/// not keep them (FUSE_HANDLE_KILLPRIV_V2), and only then.
+#[test]
+fn writes_and_truncates_by_an_ordinary_user_drop_set_id_bits() {
+    const KP_USER: &str = "cipherfs-kp";
+    if !Path::new("/dev/fuse").exists() || !Path::new(BIN).exists() {
+        eprintln!("SKIP set-ID test: no /dev/fuse or no binary");
+        return;
+    }
+    let Some(_user) = TestUser::create(KP_USER) else {
+        return;
+    };
+    let root = std::env::temp_dir().join(format!("cipherfs-killpriv-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(root.join("c")).unwrap();
+    fs::create_dir_all(root.join("p")).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(root.join("pw"), "pw\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (c, p, pw) = (root.join("c"), root.join("p"), root.join("pw"));
+    let (c, p, pw) = (
+        c.to_str().unwrap(),
+        p.to_str().unwrap(),
+        pw.to_str().unwrap(),
+    );
+    run(&[
+        "init",
+        "--kdf-memory-mib",
+        "1",
+        "--kdf-iterations",
+        "1",
+        "--passfile",
+        pw,
+        c,
+    ]);
+    run(&["mount", "--allow-other", "--passfile", pw, c, p]);
+    let shared = root.join("p/shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    let f = shared.join("f");
+    let fs_ = f.display();
+    let mode = || fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+    let user = |cmd: &str| {
+        let out = as_named_user(KP_USER, cmd);
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    user(&format!("umask 002 && echo a > {fs_} && mkdir {fs_}.d"));
+    // The creator owns what they create, with their umask only.
+    let uid = String::from_utf8(
+        Command::new("id")
+            .args(["-u", KP_USER])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&f).unwrap());
+    let created_mode = mode();
+    let dir_mode = fs::metadata(shared.join("f.d"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    user(&format!("chmod 6775 {fs_}"));
+    assert_eq!(mode(), 0o6775, "the owner may set both bits");
+    user(&format!("echo b >> {fs_}"));
+    let after_write = mode();
+    user(&format!("chmod 6775 {fs_} && truncate -s 1 {fs_}"));
+    let after_truncate = mode();
+    user(&format!("chmod 2765 {fs_} && echo c >> {fs_}"));
+    let sgid_without_group_exec = mode();
+    // Root (CAP_FSETID) keeps them.
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o6775)).unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&f)
+        .unwrap()
+        .write_all(b"d")
+        .unwrap();
+    let after_root_write = mode();
+    let _ = Command::new("fusermount3").args(["-u", p]).status();
+    let _ = fs::remove_dir_all(&root);
+    assert_eq!(owner.to_string(), uid.trim(), "a user's new file is theirs");
+    assert_eq!(
+        created_mode, 0o664,
+        "the creator's umask 002 applies, no other"
+    );
+    assert_eq!(dir_mode, 0o775, "the same for a directory");
+    assert_eq!(
+        after_write, 0o775,
+        "a user's write drops S_ISUID and S_ISGID"
+    );
+    assert_eq!(after_truncate, 0o775, "a user's truncate drops them");
+    assert_eq!(
+        sgid_without_group_exec, 0o2765,
+        "S_ISGID without group execute stays"
+    );
+    assert_eq!(after_root_write, 0o6775, "root's write keeps them");
 }

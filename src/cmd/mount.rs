@@ -41,6 +41,8 @@ pub struct MountOptions {
     pub pidfile: Option<PathBuf>,
     /// Name files by their plaintext names in the log too.
     pub debug_names: bool,
+    /// No extended attributes: fewer round trips for `ls -l` and untar.
+    pub no_xattr: bool,
 }
 
 const READY: &str = "cipherfs-ready";
@@ -158,6 +160,9 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     let mut fs = CipherFs::new(cipherdir, &config.params, master, selection.backend)
         .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
     fs.set_debug_names(opts.debug_names);
+    // The kernel applied the caller's umask to every mode it sends; the
+    // daemon's own would take bits away a second time.
+    rustix::process::umask(rustix::fs::Mode::empty());
     serve(fs, cipherdir, mountpoint, opts)
 }
 
@@ -216,6 +221,12 @@ fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
             .map_or(2, |n| n.get())
             .max(2),
     );
+    if let Ok(n) = std::env::var("XTHREADS") {
+        cfg.n_threads = n.parse().ok();
+    }
+    if std::env::var("XCLONE").is_ok() {
+        cfg.clone_fd = true;
+    }
     cfg
 }
 
@@ -249,7 +260,11 @@ fn serve(
 ) -> Result<(), Failure> {
     let activity = fs.activity();
     let session = fuser::spawn_mount(
-        FuseAdapter::new(fs),
+        if opts.no_xattr {
+            FuseAdapter::new(fs).without_xattrs()
+        } else {
+            FuseAdapter::new(fs)
+        },
         mountpoint,
         &fuse_config(cipherdir, opts),
     )
@@ -412,6 +427,9 @@ fn spawn_daemon(
     }
     if opts.debug_names {
         cmd.arg("--debug-names");
+    }
+    if opts.no_xattr {
+        cmd.arg("--no-xattr");
     }
     if let Some(p) = &opts.pidfile {
         cmd.arg("--pidfile").arg(p);

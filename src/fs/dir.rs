@@ -8,9 +8,11 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{openat, renameat_with, Dir, Mode, OFlags, RenameFlags};
 
+use std::sync::{Arc, Mutex};
+
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
-use super::CipherFs;
+use super::{Attr, CipherFs, Handle};
 use crate::names::{
     is_internal, long_entry, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, LONGNAME_SUFFIX,
 };
@@ -21,7 +23,12 @@ pub struct DirEntry {
     pub name: Vec<u8>,
     pub ino: u64,
     pub kind: Kind,
+    /// The entry's name in the cipher directory.
+    stored: String,
 }
+
+/// Entries, each with the offset of the one after it.
+type Listing = Vec<(u64, DirEntry)>;
 
 const RD: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC)
@@ -152,6 +159,7 @@ impl CipherFs {
             match name {
                 Ok(name) => out.push(DirEntry {
                     name,
+                    stored: cname.to_string(),
                     ino: entry.ino(),
                     kind: match entry.file_type() {
                         rustix::fs::FileType::Directory => Kind::Dir,
@@ -164,6 +172,87 @@ impl CipherFs {
             }
         }
         Ok(out)
+    }
+
+    pub fn opendir(&self, id: u64) -> FsResult<u64> {
+        let node = self.node(id)?;
+        if node.kind != Kind::Dir {
+            return Err(FsError(libc::ENOTDIR));
+        }
+        Ok(self.add_handle(Handle::Dir {
+            node,
+            entries: Mutex::new(None),
+        }))
+    }
+
+    /// The listing behind an open directory handle, from `offset` on; offset
+    /// 0 lists afresh, later calls continue the same listing.
+    fn listing(&self, fh: u64, offset: u64) -> FsResult<(Arc<Node>, Listing)> {
+        let h = self.handle(fh)?;
+        let Handle::Dir { node, entries } = &*h else {
+            return Err(FsError(libc::ENOTDIR));
+        };
+        let mut cached = entries.lock().unwrap_or_else(|e| e.into_inner());
+        if offset == 0 || cached.is_none() {
+            let st = node.stat()?;
+            let dot = |name: &str| DirEntry {
+                name: name.as_bytes().to_vec(),
+                stored: name.to_string(),
+                ino: st.st_ino,
+                kind: Kind::Dir,
+            };
+            let mut list = vec![dot("."), dot("..")];
+            list.extend(self.list(node)?);
+            *cached = Some(list);
+        }
+        let list = cached.as_ref().map(|l| l.as_slice()).unwrap_or_default();
+        let rest = list
+            .iter()
+            .enumerate()
+            .skip(offset as usize)
+            .map(|(i, e)| (i as u64 + 1, e.clone()))
+            .collect();
+        Ok((Arc::clone(node), rest))
+    }
+
+    /// Entries from `offset` on; each is returned with the offset of the next.
+    pub fn readdir(&self, fh: u64, offset: u64) -> FsResult<Listing> {
+        Ok(self.listing(fh, offset)?.1)
+    }
+
+    /// READDIRPLUS: entries from `offset` on, each looked up as LOOKUP would
+    /// (one kernel reference each), so that `ls -l` or `find` need no request
+    /// per name. `add(next_offset, entry, node id, attributes)` returns false
+    /// once the reply is full; the entry it refused is not counted. `.` and
+    /// `..` carry the directory's own attributes and are not counted (the
+    /// kernel does not link them). Entries gone since the listing are left out.
+    pub fn readdirplus(
+        &self,
+        fh: u64,
+        offset: u64,
+        mut add: impl FnMut(u64, &DirEntry, u64, &Attr) -> bool,
+    ) -> FsResult<()> {
+        let (dir, entries) = self.listing(fh, offset)?;
+        for (next, e) in entries {
+            if e.stored == "." || e.stored == ".." {
+                let attr = self.attr(&dir, &dir.stat()?)?;
+                if !add(next, &e, dir.id, &attr) {
+                    break;
+                }
+                continue;
+            }
+            let (node, attr) = match self.enter(&dir, &e.stored) {
+                Ok(found) => found,
+                Err(err) if err == FsError::ENOENT => continue,
+                Err(err) => return Err(err),
+            };
+            self.note_name(&node, OsStr::from_bytes(&e.name));
+            if !add(next, &e, node.id, &attr) {
+                self.nodes.forget(node.id, 1);
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn warn_entry(&self, dir: &Node, cname: &str, why: &str) {
@@ -188,10 +277,12 @@ impl CipherFs {
                 )?;
                 write_diriv(&dfd)?;
             }
+            // A set-group-ID parent passes the bit on, as mkdir(2) does.
+            let inherit = parent.stat()?.st_mode & libc::S_ISGID;
             rustix::fs::chmodat(
                 &parent.fd,
                 tmp.as_str(),
-                Mode::from_raw_mode(mode & 0o7777),
+                Mode::from_raw_mode(mode & 0o7777 | inherit),
                 rustix::fs::AtFlags::empty(),
             )?;
             renameat_with(

@@ -22,7 +22,7 @@ use rustix::fs::{openat, Mode, OFlags, Stat};
 pub use dir::{write_diriv, DirEntry};
 pub use error::{FsError, FsResult};
 pub use node::{Kind, Node, ROOT_ID};
-pub use ops::{SetAttr, SetTime, StatFs};
+pub use ops::{Caller, SetAttr, SetTime, StatFs};
 
 use crate::config::{NameMode, Params};
 use crate::content::offsets::plain_size;
@@ -95,6 +95,8 @@ pub struct CipherFs {
     next_fh: AtomicU64,
     activity: Arc<Activity>,
     debug_names: bool,
+    /// The daemon runs as root: new entries are given to their creators.
+    as_root: bool,
     master: MasterKey,
     names: NameCipher,
     xattrs: XattrCipher,
@@ -141,6 +143,7 @@ impl CipherFs {
             next_fh: AtomicU64::new(1),
             activity: Arc::new(Activity::new()),
             debug_names: false,
+            as_root: rustix::process::geteuid().is_root(),
             master,
             names,
             xattrs,

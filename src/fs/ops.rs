@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use rustix::fs::{
@@ -15,7 +15,7 @@ use rustix::fs::{
 
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
-use super::{Attr, CipherFs, DirEntry, Handle};
+use super::{Attr, CipherFs, Handle};
 use crate::names::{StoredName, DIRIV_NAME};
 
 /// A time to set, as FUSE gives it.
@@ -34,6 +34,17 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub atime: Option<SetTime>,
     pub mtime: Option<SetTime>,
+    /// The caller may not keep set-user/group-ID bits through a truncate.
+    pub kill_suidgid: bool,
+}
+
+/// Who asks for a new file, directory, node or symlink. A daemon running as
+/// root gives it to them, as gocryptfs does; otherwise everything belongs to
+/// the user who mounted.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Filesystem statistics for statfs.
@@ -77,7 +88,7 @@ const O_PATH: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXE
 
 impl CipherFs {
     /// Opens the entry `entry` of `parent` as a node, counting a kernel reference.
-    fn enter(&self, parent: &Node, entry: &str) -> FsResult<(Arc<Node>, Attr)> {
+    pub(super) fn enter(&self, parent: &Node, entry: &str) -> FsResult<(Arc<Node>, Attr)> {
         let fd = openat(&parent.fd, entry, O_PATH, Mode::empty())?;
         let st = rustix::fs::fstat(&fd)?;
         let node = self.nodes.remember(fd, &st);
@@ -147,6 +158,9 @@ impl CipherFs {
                 Some(Handle::File { file, .. }) => self.truncate_file(&node, file, size)?,
                 _ => self.truncate_file(&node, &self.reopen(&node, libc::O_RDWR)?, size)?,
             }
+            if set.kill_suidgid {
+                self.kill_suidgid(&node)?;
+            }
         }
         if set.atime.is_some() || set.mtime.is_some() {
             let times = Timestamps {
@@ -186,6 +200,7 @@ impl CipherFs {
         &self,
         parent: u64,
         name: &OsStr,
+        owner: Option<Caller>,
         make: impl FnOnce(&Node, &str) -> FsResult<()>,
     ) -> FsResult<(u64, Attr)> {
         let parent = self.node(parent)?;
@@ -199,21 +214,61 @@ impl CipherFs {
             }
             return Err(e);
         }
+        if let Some(caller) = owner {
+            self.give_to(&parent, stored.entry(), caller)?;
+        }
         let (node, attr) = self.enter(&parent, stored.entry())?;
         self.note_name(&node, name);
         Ok((node.id, attr))
+    }
+
+    /// Makes a just-created entry the caller's, when the daemon is root and
+    /// the caller is not. In a set-group-ID directory the group stays the
+    /// directory's, which the backing filesystem already gave it.
+    fn give_to(&self, parent: &Node, entry: &str, caller: Caller) -> FsResult<()> {
+        if !self.as_root || caller.uid == 0 {
+            return Ok(());
+        }
+        let gid = if parent.stat()?.st_mode & libc::S_ISGID != 0 {
+            None
+        } else {
+            Some(rustix::fs::Gid::from_raw(caller.gid))
+        };
+        rustix::fs::chownat(
+            &parent.fd,
+            entry,
+            Some(rustix::fs::Uid::from_raw(caller.uid)),
+            gid,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        Ok(())
     }
 
     fn entry_exists(&self, dir: &Node, entry: &str) -> bool {
         rustix::fs::statat(&dir.fd, entry, AtFlags::SYMLINK_NOFOLLOW).is_ok()
     }
 
-    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32) -> FsResult<(u64, Attr)> {
-        self.create_entry(parent, name, |p, entry| self.make_dir(p, entry, mode))
+    pub fn mkdir(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        caller: Caller,
+    ) -> FsResult<(u64, Attr)> {
+        self.create_entry(parent, name, Some(caller), |p, entry| {
+            self.make_dir(p, entry, mode)
+        })
     }
 
-    pub fn mknod(&self, parent: u64, name: &OsStr, mode: u32, rdev: u32) -> FsResult<(u64, Attr)> {
-        self.create_entry(parent, name, |p, entry| {
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+        caller: Caller,
+    ) -> FsResult<(u64, Attr)> {
+        self.create_entry(parent, name, Some(caller), |p, entry| {
             let ft = rustix::fs::FileType::from_raw_mode(mode);
             if ft == rustix::fs::FileType::RegularFile {
                 let fd = openat(
@@ -236,9 +291,15 @@ impl CipherFs {
         })
     }
 
-    pub fn symlink(&self, parent: u64, name: &OsStr, target: &OsStr) -> FsResult<(u64, Attr)> {
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &OsStr,
+        caller: Caller,
+    ) -> FsResult<(u64, Attr)> {
         let stored_target = self.names.encrypt_target(target.as_bytes())?;
-        self.create_entry(parent, name, |p, entry| {
+        self.create_entry(parent, name, Some(caller), |p, entry| {
             Ok(rustix::fs::symlinkat(stored_target.as_str(), &p.fd, entry)?)
         })
     }
@@ -246,7 +307,7 @@ impl CipherFs {
     pub fn link(&self, id: u64, newparent: u64, newname: &OsStr) -> FsResult<(u64, Attr)> {
         let node = self.node(id)?;
         // Through /proc, as linkat(2) documents for unprivileged callers.
-        self.create_entry(newparent, newname, |p, entry| {
+        self.create_entry(newparent, newname, None, |p, entry| {
             Ok(rustix::fs::linkat(
                 rustix::fs::CWD,
                 proc_path(&node),
@@ -263,9 +324,10 @@ impl CipherFs {
         name: &OsStr,
         mode: u32,
         flags: i32,
+        caller: Caller,
     ) -> FsResult<(u64, Attr, u64)> {
         let mut created: Option<File> = None;
-        let (id, attr) = self.create_entry(parent, name, |p, entry| {
+        let (id, attr) = self.create_entry(parent, name, Some(caller), |p, entry| {
             let fd = openat(
                 &p.fd,
                 entry,
@@ -417,12 +479,38 @@ impl CipherFs {
         self.read_file(node, file, offset, size)
     }
 
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    /// `kill_suidgid`: the kernel asks us to drop set-user/group-ID bits,
+    /// as a write by a caller without CAP_FSETID must (FUSE_HANDLE_KILLPRIV_V2:
+    /// the daemon runs as root, so the backing filesystem would keep them).
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8], kill_suidgid: bool) -> FsResult<u32> {
         let h = self.file_handle(fh)?;
         let Handle::File { node, file } = &*h else {
             return Err(FsError::EBADF);
         };
-        self.write_file(node, file, offset, data)
+        let n = self.write_file(node, file, offset, data)?;
+        if kill_suidgid {
+            self.kill_suidgid(node)?;
+        }
+        Ok(n)
+    }
+
+    /// Clears S_ISUID, and S_ISGID where group execute is set (without it,
+    /// S_ISGID means mandatory locking, which stays), as the kernel does.
+    fn kill_suidgid(&self, node: &Node) -> FsResult<()> {
+        let mode = node.stat()?.st_mode;
+        let mut kept = mode & !libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            kept &= !libc::S_ISGID;
+        }
+        if kept != mode {
+            rustix::fs::chmodat(
+                rustix::fs::CWD,
+                proc_path(node),
+                Mode::from_raw_mode(kept & 0o7777),
+                AtFlags::empty(),
+            )?;
+        }
+        Ok(())
     }
 
     pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {
@@ -454,51 +542,6 @@ impl CipherFs {
             self.truncate_file(node, file, end)?;
         }
         Ok(())
-    }
-
-    pub fn opendir(&self, id: u64) -> FsResult<u64> {
-        let node = self.node(id)?;
-        if node.kind != Kind::Dir {
-            return Err(FsError(libc::ENOTDIR));
-        }
-        Ok(self.add_handle(Handle::Dir {
-            node,
-            entries: Mutex::new(None),
-        }))
-    }
-
-    /// Entries from `offset` on; each is returned with the offset of the next.
-    /// Offset 0 lists afresh; later calls continue the same listing.
-    pub fn readdir(&self, fh: u64, offset: u64) -> FsResult<Vec<(u64, DirEntry)>> {
-        let h = self.handle(fh)?;
-        let Handle::Dir { node, entries } = &*h else {
-            return Err(FsError(libc::ENOTDIR));
-        };
-        let mut cached = entries.lock().unwrap_or_else(|e| e.into_inner());
-        if offset == 0 || cached.is_none() {
-            let st = node.stat()?;
-            let mut list = vec![
-                DirEntry {
-                    name: b".".to_vec(),
-                    ino: st.st_ino,
-                    kind: Kind::Dir,
-                },
-                DirEntry {
-                    name: b"..".to_vec(),
-                    ino: st.st_ino,
-                    kind: Kind::Dir,
-                },
-            ];
-            list.extend(self.list(node)?);
-            *cached = Some(list);
-        }
-        let list = cached.as_ref().map(|l| l.as_slice()).unwrap_or_default();
-        Ok(list
-            .iter()
-            .enumerate()
-            .skip(offset as usize)
-            .map(|(i, e)| (i as u64 + 1, e.clone()))
-            .collect())
     }
 
     pub fn statfs(&self) -> FsResult<StatFs> {
