@@ -39,7 +39,7 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
             ("ro", None) => opts.read_only = true,
             ("rw", None) => opts.read_only = false,
             ("allow_other", None) => opts.allow_other = true,
-            ("default_permissions", None) => {}
+            ("default_permissions", None) => opts.default_permissions = true,
             ("backend", Some(b)) => {
                 opts.backend = b.parse().map_err(|e: String| Failure::new(EXIT_USAGE, e))?
             }
@@ -176,6 +176,7 @@ fn run(command: &Command) -> Result<bool, Failure> {
                 pidfile: pidfile.clone(),
                 debug_names: *debug_names,
                 no_xattr: *no_xattr,
+                default_permissions: false,
             };
             apply_options(&mut opts, options)?;
             cmd::mount::run(cipherdir, mountpoint, &opts)?;

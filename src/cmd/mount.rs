@@ -43,6 +43,8 @@ pub struct MountOptions {
     pub debug_names: bool,
     /// No extended attributes: fewer round trips for `ls -l` and untar.
     pub no_xattr: bool,
+    /// The kernel checks permissions even without allow_other.
+    pub default_permissions: bool,
 }
 
 const READY: &str = "cipherfs-ready";
@@ -172,10 +174,17 @@ fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
     cfg.mount_options = vec![
         M::FSName(cipherdir.display().to_string()),
         M::Subtype("cipherfs".into()),
-        M::DefaultPermissions,
         M::NoDev,
         M::NoSuid,
     ];
+    // Shared with other users, the kernel must check their permissions.
+    // Alone, the kernel admits only the mounting user, and the backing
+    // filesystem checks what the daemon does as that user: the kernel's own
+    // check would cost a GETATTR of the directory after each create or
+    // unlink in it (the change makes its cached attributes stale).
+    if opts.allow_other || opts.default_permissions {
+        cfg.mount_options.push(M::DefaultPermissions);
+    }
     if opts.read_only {
         cfg.mount_options.push(M::RO);
     }
@@ -430,6 +439,9 @@ fn spawn_daemon(
     }
     if opts.no_xattr {
         cmd.arg("--no-xattr");
+    }
+    if opts.default_permissions {
+        cmd.arg("-o").arg("default_permissions");
     }
     if let Some(p) = &opts.pidfile {
         cmd.arg("--pidfile").arg(p);
