@@ -227,3 +227,56 @@ fn listings_with_attributes_give_right_sizes_and_keep_lookups_balanced() {
     drop_caches();
     wait_until("every reference to come back", 10, || fds() <= before);
 }
+
+/// A daemon started with the usual soft limit of open files still serves
+/// more files than that at once: it raises its own limit.
+#[test]
+fn more_files_in_use_than_the_soft_descriptor_limit() {
+    let Some(m) = Mounted::new("nofile", &[]) else {
+        return;
+    };
+    m.unmount();
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX);
+    let soft = 256;
+    let n = 600;
+    if hard < (n as u64) * 2 {
+        eprintln!("SKIP descriptor limit test: the hard limit ({hard}) leaves no room");
+        return;
+    }
+    let pidfile = m.root.join("pid");
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--nofile={soft}:{hard}"))
+        .arg(common::mount::BIN)
+        .args([
+            "mount",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--passfile",
+        ])
+        .arg(&m.passfile)
+        .arg(&m.cipher)
+        .arg(&m.plain)
+        .output()
+        .expect("prlimit (util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let dir = m.plain.join("d");
+    fs::create_dir(&dir).unwrap();
+    for i in 0..n {
+        fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+    }
+    // Every file is looked up and stays referenced by the kernel.
+    let files: Vec<fs::File> = (0..n)
+        .map(|i| fs::File::open(dir.join(format!("f{i}"))).unwrap())
+        .collect();
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    assert!(fds > soft, "{fds} descriptors in use by the daemon");
+    drop(files);
+    assert_eq!(fs::read(dir.join("f0")).unwrap(), b"x");
+}

@@ -165,7 +165,24 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     // The kernel applied the caller's umask to every mode it sends; the
     // daemon's own would take bits away a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
+    raise_fd_limit();
     serve(fs, cipherdir, mountpoint, opts)
+}
+
+/// Every node the kernel holds keeps a descriptor open, so the daemon needs
+/// more than the usual soft limit of 1024: it takes the hard limit, as
+/// gocryptfs does.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    // None is unlimited, so compare for difference, not order.
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        match setrlimit(Resource::Nofile, lim) {
+            Ok(()) => log::debug!("open file limit raised to {:?}", lim.maximum),
+            Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+        }
+    }
 }
 
 fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
