@@ -280,3 +280,29 @@ fn more_files_in_use_than_the_soft_descriptor_limit() {
     drop(files);
     assert_eq!(fs::read(dir.join("f0")).unwrap(), b"x");
 }
+
+/// While mounted, the daemon keeps the master key's page locked in RAM
+/// (VmLck counts it), so the key is never written to swap.
+#[test]
+fn the_daemon_locks_the_master_key_in_memory() {
+    let Some(mut m) = Mounted::new("mlock", &[]) else {
+        return;
+    };
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP mlock test: RLIMIT_MEMLOCK may forbid it for this user");
+        return;
+    }
+    m.unmount();
+    let pidfile = m.root.join("pid");
+    m.extra = vec!["--pidfile".into(), pidfile.display().to_string()];
+    m.mount();
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(locked_kb >= 4, "VmLck {locked_kb} kB");
+}

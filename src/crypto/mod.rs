@@ -35,36 +35,65 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
     Ok(b)
 }
 
-/// The master key. No `Clone`, no `Debug` output of the bytes.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct MasterKey([u8; MASTER_KEY_LEN]);
+/// The master key. No `Clone`, no `Debug` output of the bytes. It lives in
+/// one heap allocation that never moves (so no stale copies are left behind
+/// by moves), locked into RAM so it is never swapped out, and wiped on drop.
+pub struct MasterKey {
+    // Declared first, so the page is unlocked before the box is freed.
+    locked: Option<region::LockGuard>,
+    bytes: Box<KeyPage>,
+}
+
+/// A page of its own: mlock is not counted, so unlocking one key's page
+/// must not unlock another key that happened to share it.
+#[repr(C, align(4096))]
+struct KeyPage([u8; MASTER_KEY_LEN]);
 
 impl MasterKey {
+    fn zeroed() -> Self {
+        let bytes = Box::new(KeyPage([0u8; MASTER_KEY_LEN]));
+        let locked = match region::lock(bytes.0.as_ptr(), MASTER_KEY_LEN) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                // Non-root users get RLIMIT_MEMLOCK, usually 8 MiB: room
+                // enough, so a refusal is unusual and worth a line.
+                log::warn!("cannot lock the master key into memory ({e}); it could be swapped out");
+                None
+            }
+        };
+        MasterKey { locked, bytes }
+    }
+
     pub fn generate() -> Result<Self, CryptoError> {
-        let mut k = MasterKey([0; MASTER_KEY_LEN]);
-        random_fill(&mut k.0)?;
+        let mut k = Self::zeroed();
+        random_fill(&mut k.bytes.0)?;
         Ok(k)
     }
 
     /// Takes the key from `bytes` (which the caller should wipe); `None` if
     /// the length is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let mut k = MasterKey([0; MASTER_KEY_LEN]);
         if bytes.len() != MASTER_KEY_LEN {
             return None;
         }
-        k.0.copy_from_slice(bytes);
+        let mut k = Self::zeroed();
+        k.bytes.0.copy_from_slice(bytes);
         Some(k)
+    }
+
+    /// Whether the key's memory is locked (mlock) against swapping.
+    pub fn is_locked(&self) -> bool {
+        self.locked.is_some()
     }
 
     /// Only for wrapping it and for `info --show-masterkey`.
     pub fn expose(&self) -> &[u8; MASTER_KEY_LEN] {
-        &self.0
+        &self.bytes.0
     }
 
     /// HKDF-SHA256 with an empty salt and `info` naming the purpose.
     pub fn derive(&self, info: &[&[u8]], len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let hk = Hkdf::<Sha256>::new(None, &self.0);
+        let hk = Hkdf::<Sha256>::new(None, &self.bytes.0);
         let info: Vec<u8> = info.concat();
         let mut out = Zeroizing::new(vec![0u8; len]);
         hk.expand(&info, &mut out)
@@ -72,6 +101,14 @@ impl MasterKey {
         Ok(out)
     }
 }
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.bytes.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for MasterKey {}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,6 +129,18 @@ mod tests {
         assert_eq!(*a, *k.derive(&[b"cipherfs v1 names"], 32).unwrap());
         assert_eq!(format!("{k:?}"), "MasterKey(<redacted>)");
         assert!(MasterKey::from_bytes(&[0; 63]).is_none());
+    }
+
+    #[test]
+    fn the_key_is_locked_in_memory_where_the_limit_allows() {
+        let k = MasterKey::generate().unwrap();
+        let lim = rustix::process::getrlimit(rustix::process::Resource::Memlock);
+        // Root may always lock; others within RLIMIT_MEMLOCK, at least a page here.
+        if rustix::process::geteuid().is_root() || lim.current.unwrap_or(u64::MAX) >= 65536 {
+            assert!(k.is_locked());
+        } else {
+            eprintln!("SKIP lock check: RLIMIT_MEMLOCK is {:?}", lim.current);
+        }
     }
 
     #[test]
