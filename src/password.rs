@@ -24,10 +24,30 @@ fn strip_newline(mut v: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
     v
 }
 
+/// A password every user can read protects nothing; say so rather than use it.
+fn refuse_if_world_readable(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o004 != 0 {
+        return Err(format!(
+            "the password file {} is readable by every user (mode {:o}); \
+             make it private first: chmod o-r {}",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a password; `confirm` asks twice on a terminal (init, passwd).
 pub fn read(source: &Source, what: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>, String> {
     let pw = match source {
         Source::File(path) => {
+            refuse_if_world_readable(path)?;
             let mut buf = Zeroizing::new(Vec::new());
             std::fs::File::open(path)
                 .and_then(|mut f| f.read_to_end(&mut buf))

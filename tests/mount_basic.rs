@@ -260,7 +260,7 @@ fn wrong_password_and_missing_config_have_their_exit_codes() {
     };
     m.unmount();
     let bad = m.root.join("badpw");
-    fs::write(&bad, "nope\n").unwrap();
+    common::mount::write_private(&bad, "nope\n");
     let out = cipherfs(&[
         "mount",
         "--passfile",
@@ -270,6 +270,24 @@ fn wrong_password_and_missing_config_have_their_exit_codes() {
     ]);
     assert_eq!(out.status.code(), Some(10));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong password"));
+    // A password file every user can read is refused, before it is used.
+    let open = m.root.join("openpw");
+    fs::copy(&m.passfile, &open).unwrap();
+    fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = cipherfs(&[
+        "mount",
+        "--passfile",
+        open.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("readable by every user") && err.contains("chmod o-r"),
+        "{err}"
+    );
+    assert!(!m.is_mounted());
     let empty = m.root.join("empty");
     fs::create_dir_all(&empty).unwrap();
     let out = cipherfs(&[

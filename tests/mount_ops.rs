@@ -92,7 +92,7 @@ fn passwd_changes_the_password_and_keeps_the_data() {
     fs::write(m.plain.join("keep"), b"kept").unwrap();
     m.unmount();
     let newpw = m.root.join("newpw");
-    fs::write(&newpw, "another password\n").unwrap();
+    common::mount::write_private(&newpw, "another password\n");
     let (c, pw, npw) = (
         m.cipher.to_str().unwrap(),
         m.passfile.to_str().unwrap(),

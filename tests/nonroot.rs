@@ -110,7 +110,7 @@ fn an_ordinary_user_mounts_and_unmounts_their_own_directory() {
     let original = fs::metadata("/dev/fuse").unwrap().permissions().mode() & 0o7777;
     if original & 0o006 != 0o006 {
         // First, with /dev/fuse closed to users: a clear refusal, exit 14.
-        let pre = as_user(&format!("mkdir -p {r}/x/c {r}/x/p && echo pw > {r}/x/pw && {BIN} init --kdf-memory-mib 1 --kdf-iterations 1 --passfile {r}/x/pw {r}/x/c && {BIN} mount --passfile {r}/x/pw {r}/x/c {r}/x/p"));
+        let pre = as_user(&format!("mkdir -p {r}/x/c {r}/x/p && echo pw > {r}/x/pw && chmod 600 {r}/x/pw && {BIN} init --kdf-memory-mib 1 --kdf-iterations 1 --passfile {r}/x/pw {r}/x/c && {BIN} mount --passfile {r}/x/pw {r}/x/c {r}/x/p"));
         assert_eq!(
             pre.status.code(),
             Some(14),
@@ -121,7 +121,7 @@ fn an_ordinary_user_mounts_and_unmounts_their_own_directory() {
     }
     let _mode = DevFuseMode::debian_default();
     let setup = as_user(&format!(
-        "mkdir {r}/c {r}/p && echo 'user pw' > {r}/pw && {BIN} init --kdf-memory-mib 1 --kdf-iterations 1 --passfile {r}/pw {r}/c"
+        "mkdir {r}/c {r}/p && echo 'user pw' > {r}/pw && chmod 600 {r}/pw && {BIN} init --kdf-memory-mib 1 --kdf-iterations 1 --passfile {r}/pw {r}/c"
     ));
     assert!(
         setup.status.success(),
@@ -202,6 +202,7 @@ fn writes_and_truncates_by_an_ordinary_user_drop_set_id_bits() {
     fs::create_dir_all(root.join("p")).unwrap();
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(root.join("pw"), "pw\n").unwrap();
+    fs::set_permissions(root.join("pw"), fs::Permissions::from_mode(0o600)).unwrap();
     let run = |args: &[&str]| {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(

@@ -15,6 +15,14 @@ pub struct Mounted {
     pub extra: Vec<String>,
 }
 
+/// Writes a password file readable by its owner only (cipherfs refuses
+/// world-readable ones).
+pub fn write_private(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 pub fn cipherfs(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run cipherfs")
 }
@@ -59,7 +67,7 @@ impl Mounted {
         let (cipher, plain, passfile) = (root.join("c"), root.join("p"), root.join("pw"));
         std::fs::create_dir_all(&cipher).unwrap();
         std::fs::create_dir_all(&plain).unwrap();
-        std::fs::write(&passfile, "test password\n").unwrap();
+        write_private(&passfile, "test password\n");
         let mut args = vec![
             "init",
             "--kdf-memory-mib",
