@@ -306,3 +306,51 @@ fn the_daemon_locks_the_master_key_in_memory() {
         .unwrap();
     assert!(locked_kb >= 4, "VmLck {locked_kb} kB");
 }
+
+/// The daemon gets the master key on a pipe: neither the password nor the
+/// key (raw or hex) is in its argv or environment, where other users' `ps`
+/// or /proc could read them.
+#[test]
+fn no_secret_in_the_daemons_argv_or_environment() {
+    let Some(m) = Mounted::new("secrets", &[]) else {
+        return;
+    };
+    let key = m.master_key();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    m.unmount();
+    let pidfile = m.root.join("pid");
+    let extpass = format!("cat {}", m.passfile.display());
+    let out = cipherfs(&[
+        "mount",
+        "--extpass",
+        &extpass,
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let password = fs::read(&m.passfile).unwrap();
+    let password = &password[..password.len() - 1];
+    for what in ["cmdline", "environ"] {
+        let v = fs::read(format!("/proc/{pid}/{what}")).unwrap();
+        let has = |needle: &[u8]| v.windows(needle.len()).any(|w| w == needle);
+        assert!(!has(password), "the password is in the daemon's {what}");
+        assert!(
+            !has(hex.as_bytes()),
+            "the hex master key is in the daemon's {what}"
+        );
+        assert!(
+            !has(hex.to_uppercase().as_bytes()),
+            "the hex master key is in the daemon's {what}"
+        );
+        assert!(!has(&key[..16]), "raw key bytes in the daemon's {what}");
+    }
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.contains("--masterkey-file\0-"), "{cmdline:?}");
+}
