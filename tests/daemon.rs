@@ -181,11 +181,7 @@ fn listings_with_attributes_give_right_sizes_and_keep_lookups_balanced() {
         eprintln!("SKIP readdirplus balance test: dropping the kernel's caches needs root");
         return;
     }
-    m.unmount();
-    let pidfile = m.root.join("pid");
-    m.extra = vec!["--pidfile".into(), pidfile.display().to_string()];
-    m.mount();
-    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let pid = m.remount_with_pidfile();
     let fds = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
     let dir = m.plain.join("many");
     fs::create_dir(&dir).unwrap();
@@ -292,11 +288,7 @@ fn the_daemon_locks_the_master_key_in_memory() {
         eprintln!("SKIP mlock test: RLIMIT_MEMLOCK may forbid it for this user");
         return;
     }
-    m.unmount();
-    let pidfile = m.root.join("pid");
-    m.extra = vec!["--pidfile".into(), pidfile.display().to_string()];
-    m.mount();
-    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let pid = m.remount_with_pidfile();
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let locked_kb: u64 = status
         .lines()

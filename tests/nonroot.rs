@@ -228,6 +228,21 @@ fn writes_and_truncates_by_an_ordinary_user_drop_set_id_bits() {
         c,
     ]);
     run(&["mount", "--allow-other", "--passfile", pw, c, p]);
+    // Unmounted and removed however the test ends, so a failed assertion
+    // leaves no mount behind.
+    struct Cleanup<'a>(&'a Path);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let p = self.0.join("p");
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(p)
+                .status();
+            let _ = fs::remove_dir_all(self.0);
+        }
+    }
+    let _cleanup = Cleanup(&root);
     let shared = root.join("p/shared");
     fs::create_dir(&shared).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
@@ -276,8 +291,6 @@ fn writes_and_truncates_by_an_ordinary_user_drop_set_id_bits() {
         .write_all(b"d")
         .unwrap();
     let after_root_write = mode();
-    let _ = Command::new("fusermount3").args(["-u", p]).status();
-    let _ = fs::remove_dir_all(&root);
     assert_eq!(owner.to_string(), uid.trim(), "a user's new file is theirs");
     assert_eq!(
         created_mode, 0o664,

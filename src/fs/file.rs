@@ -135,32 +135,6 @@ impl CipherFs {
         Ok(buf)
     }
 
-    /// The new plaintext of sector `n`, holding `new_t` bytes: its old
-    /// content (of a file of size `old_p`), zero-extended or cut, with `data`
-    /// laid over it at `at` within the sector.
-    #[allow(clippy::too_many_arguments)]
-    fn sector_plain(
-        &self,
-        node: &Node,
-        file: &File,
-        fc: &FileCipher,
-        n: u64,
-        old_p: u64,
-        new_t: u64,
-        at: usize,
-        data: &[u8],
-    ) -> FsResult<Vec<u8>> {
-        let s = self.sector as u64;
-        let mut plain = Vec::with_capacity(self.sector);
-        let covers_all = at == 0 && data.len() as u64 >= new_t;
-        if n * s < old_p && !covers_all {
-            self.read_sector(node, file, fc, n, old_p, &mut plain)?;
-        }
-        plain.resize(new_t as usize, 0);
-        plain[at..at + data.len()].copy_from_slice(data);
-        Ok(plain)
-    }
-
     /// Re-encrypts sector `n` at `new_t` bytes (truncate, gap before a write).
     fn rewrite_sector(
         &self,
@@ -171,7 +145,12 @@ impl CipherFs {
         old_p: u64,
         new_t: u64,
     ) -> FsResult<()> {
-        let plain = self.sector_plain(node, file, fc, n, old_p, new_t, 0, &[])?;
+        // Its old content (of a file of size `old_p`), zero-extended or cut.
+        let mut plain = Vec::with_capacity(self.sector);
+        if n * (self.sector as u64) < old_p {
+            self.read_sector(node, file, fc, n, old_p, &mut plain)?;
+        }
+        plain.resize(new_t as usize, 0);
         let mut stored = Vec::with_capacity(self.sector + 16);
         fc.encrypt_sector(n, &plain, &mut stored)?;
         file.write_all_at(&stored, c_sector_offset(n, self.sector as u64))?;

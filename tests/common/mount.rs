@@ -109,6 +109,19 @@ impl Mounted {
         );
     }
 
+    /// Mounts again with `--pidfile`, returning the daemon's PID, so a test
+    /// can look at its /proc entries.
+    pub fn remount_with_pidfile(&mut self) -> String {
+        self.unmount();
+        let pidfile = self.root.join("pid");
+        self.extra = vec!["--pidfile".into(), pidfile.display().to_string()];
+        self.mount();
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     pub fn is_mounted(&self) -> bool {
         let target = self.plain.to_string_lossy().into_owned();
         std::fs::read_to_string("/proc/self/mountinfo")
