@@ -5,10 +5,9 @@
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{openat, renameat_with, Dir, Mode, OFlags, RenameFlags};
-
-use std::sync::{Arc, Mutex};
 
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
