@@ -237,6 +237,15 @@ fn user_xattrs_round_trip_and_are_stored_encrypted() {
     let n = rustix::fs::listxattr(fp, &mut list[..]).unwrap();
     assert_eq!(&list[..n], b"user.colour\0");
     assert!(rustix::fs::setxattr(fp, "trusted.x", b"v", rustix::fs::XattrFlags::empty()).is_err());
+    // Namespaces cipherfs does not store are unsupported, not merely empty:
+    // that tells ls and libacl to stop asking on this mount.
+    for other in ["security.selinux", "system.posix_acl_access", "trusted.x"] {
+        assert_eq!(
+            rustix::fs::getxattr(fp, other, &mut [0u8; 64][..]).unwrap_err(),
+            rustix::io::Errno::NOTSUP,
+            "{other}"
+        );
+    }
     m.remount();
     let mut buf = [0u8; 64];
     let n = rustix::fs::getxattr(fp, "user.colour", &mut buf[..]).unwrap();
@@ -255,6 +264,59 @@ fn user_xattrs_round_trip_and_are_stored_encrypted() {
     assert_eq!(n, 32, "IV + one padded block");
     rustix::fs::removexattr(fp, "user.colour").unwrap();
     assert!(rustix::fs::getxattr(fp, "user.colour", &mut buf[..]).is_err());
+}
+
+/// cp -a, tar and rsync open with O_NOFOLLOW; the daemon once passed that on
+/// to its /proc/self/fd reopen and every such open failed with ELOOP.
+#[test]
+fn nofollow_opens_and_archivers_read_and_write_the_mount() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(m) = Mounted::new("nofollow", &[]) else {
+        return;
+    };
+    let src = m.plain.join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("a"), vec![7u8; 10_000]).unwrap();
+    fs::write(src.join("sub/b"), b"bee").unwrap();
+    std::os::unix::fs::symlink("a", src.join("link")).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(src.join("a"))
+        .unwrap();
+    f.write_all_at(b"xy", 5).unwrap();
+    let mut two = [0u8; 2];
+    f.read_exact_at(&mut two, 5).unwrap();
+    assert_eq!(&two, b"xy");
+    let err = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(src.join("link"))
+        .unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ELOOP),
+        "a symlink still refuses"
+    );
+    let run = |cmd: &str| {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let out = m.root.join("out");
+    let (p, o) = (m.plain.display(), out.display());
+    run(&format!("cp -a {p}/src {o} && cp -a {o} {p}/copy"));
+    run(&format!(
+        "tar -C {p} -cf {o}.tar src && mkdir {p}/untar && tar -C {p}/untar -xf {o}.tar"
+    ));
+    for tree in ["copy", "untar/src"] {
+        run(&format!("diff -r --no-dereference {p}/src {p}/{tree}"));
+    }
+    assert_eq!(fs::read(m.plain.join("copy/a")).unwrap()[5..7], *b"xy");
 }
 
 #[test]

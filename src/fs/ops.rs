@@ -426,20 +426,16 @@ impl CipherFs {
     }
 
     /// Opens the backing file of `node` for I/O. Read-write where allowed, as
-    /// writes re-encrypt whole sectors and so must read; O_APPEND and O_TRUNC
-    /// are the kernel's business (offsets here are plaintext offsets), and so
-    /// is O_DIRECT: backing I/O is unaligned by design (the 32-byte header),
-    /// which O_DIRECT refuses with EINVAL.
+    /// writes re-encrypt whole sectors and so must read. Only the caller's
+    /// durability and atime flags carry over. O_APPEND and O_TRUNC are the
+    /// kernel's business (offsets here are plaintext offsets), and so is
+    /// O_DIRECT: backing I/O is unaligned by design (the 32-byte header),
+    /// which O_DIRECT refuses with EINVAL. O_NOFOLLOW (cp, tar, rsync) was
+    /// honoured by the kernel at lookup; on the /proc/self/fd link it would
+    /// fail with ELOOP.
     fn reopen(&self, node: &Node, flags: i32) -> FsResult<File> {
         let path = proc_path(node);
-        let keep = flags
-            & !(libc::O_ACCMODE
-                | libc::O_APPEND
-                | libc::O_TRUNC
-                | libc::O_CREAT
-                | libc::O_EXCL
-                | libc::O_NOCTTY
-                | libc::O_DIRECT);
+        let keep = flags & (libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME);
         let try_open = |acc: i32| {
             rustix::fs::open(
                 path.as_str(),
