@@ -195,26 +195,37 @@ impl CipherFs {
         }
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
         let old_p = self.file_plain_size(node, file)?;
-        let fc = if old_p == 0 {
-            self.start_file(node, file)?
-        } else {
-            self.cipher_for(node, file)?
-        };
         let s = self.sector as u64;
         let end = offset + data.len() as u64;
         let new_p = old_p.max(end);
+        let range = sectors_touched(offset, data.len() as u64, s);
+        let (first, last) = (range.start, range.end - 1);
+        let last_t = sector_plain_len(last, new_p, s);
+        let buf_len = (last - first) * s + stored_len(last_t);
         // A partial old last sector that the write does not reach becomes a
-        // longer one: re-encrypt it zero-extended before the gap.
-        if old_p > 0 && (old_p - 1) / s < offset / s {
+        // longer one: it is re-encrypted zero-extended before the gap.
+        let old_last = (old_p > 0 && (old_p - 1) / s < first).then(|| (old_p - 1) / s);
+        let from = match (old_p, old_last) {
+            (0, _) => 0,
+            (_, Some(n)) => c_sector_offset(n, s),
+            _ => c_sector_offset(first, s),
+        };
+        reserve(file, from, c_sector_offset(first, s) + buf_len)?;
+        let fc = if old_p == 0 {
+            self.start_file(node, file).inspect_err(|_| {
+                // Nothing was there: leave no stray header behind.
+                let _ = file.set_len(0);
+            })?
+        } else {
+            self.cipher_for(node, file)?
+        };
+        if old_last.is_some() {
             self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
         // The touched sectors laid out as stored, in one buffer: old content
         // where the write covers a sector only partly, the new data over it,
         // then encryption in place and one backing write.
-        let range = sectors_touched(offset, data.len() as u64, s);
-        let (first, last) = (range.start, range.end - 1);
-        let last_t = sector_plain_len(last, new_p, s);
-        let mut buf = vec![0u8; ((last - first) * s + stored_len(last_t)) as usize];
+        let mut buf = vec![0u8; buf_len as usize];
         let partial = |n: u64| {
             let covered = offset <= n * s && end >= n * s + sector_plain_len(n, new_p, s);
             n * s < old_p && !covered
@@ -252,6 +263,14 @@ impl CipherFs {
         if new_p == old_p {
             return Ok(());
         }
+        // Growing writes a header or a longer old last sector; the rest are holes.
+        if old_p == 0 {
+            reserve(file, 0, HEADER_LEN as u64)?;
+        } else if new_p > old_p {
+            let n = (old_p - 1) / s;
+            let at = c_sector_offset(n, s);
+            reserve(file, at, at + stored_len(sector_plain_len(n, new_p, s)))?;
+        }
         let fc = if old_p == 0 {
             self.start_file(node, file)?
         } else {
@@ -270,5 +289,21 @@ impl CipherFs {
         file.set_len(cipher_size(new_p))?;
         debug_assert!(sector_count(new_p, s) > 0);
         Ok(())
+    }
+}
+
+/// Reserves backing space for the stored bytes `[from, to)` before anything
+/// is rewritten, as gocryptfs preallocates: on a full disk the request then
+/// fails with ENOSPC up front instead of leaving a half-written last sector
+/// that no longer decrypts. KEEP_SIZE, so a failed request changes no size.
+/// Where the backing filesystem has no fallocate, writes go ahead unreserved;
+/// copy-on-write filesystems can still run out of space mid-write.
+pub(super) fn reserve(file: &File, from: u64, to: u64) -> FsResult<()> {
+    if to <= from {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, from, to - from) {
+        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

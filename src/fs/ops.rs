@@ -16,6 +16,7 @@ use rustix::fs::{
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
+use crate::content::offsets::c_sector_offset;
 use crate::names::{StoredName, DIRIV_NAME};
 
 /// A time to set, as FUSE gives it.
@@ -524,9 +525,11 @@ impl CipherFs {
         Ok(())
     }
 
-    /// Mode 0 only: the range reads as zeros and the file grows to cover it.
+    /// Modes 0 and KEEP_SIZE: backing space for the range is reserved, so
+    /// writes there cannot fail for lack of space; with mode 0 the file grows
+    /// to cover the range, whose new part reads as zeros.
     pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
-        if mode != 0 {
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
             return Err(FsError::EOPNOTSUPP);
         }
         let h = self.file_handle(fh)?;
@@ -534,7 +537,15 @@ impl CipherFs {
             return Err(FsError::EBADF);
         };
         let end = offset.checked_add(length).ok_or(FsError::EINVAL)?;
-        if end > self.file_plain_size(node, file)? {
+        let s = self.sector as u64;
+        // Whole sectors (a last one at its longest), and the header.
+        let from = if offset < s {
+            0
+        } else {
+            c_sector_offset(offset / s, s)
+        };
+        super::file::reserve(file, from, c_sector_offset(end.div_ceil(s), s) + 16)?;
+        if mode == 0 && end > self.file_plain_size(node, file)? {
             self.truncate_file(node, file, end)?;
         }
         Ok(())

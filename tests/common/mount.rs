@@ -55,6 +55,12 @@ impl Mounted {
     /// Inits a fresh cipher directory (cheap KDF) and mounts it; `None`
     /// (after saying why) where FUSE is not available.
     pub fn new(test: &str, init_args: &[&str]) -> Option<Self> {
+        Self::new_on(test, init_args, None)
+    }
+
+    /// As `new`, with the cipher directory at `cipher` (say, on a small
+    /// filesystem the test mounted) instead of in the test's own directory.
+    pub fn new_on(test: &str, init_args: &[&str], cipher: Option<&Path>) -> Option<Self> {
         if !fuse_usable(test) {
             return None;
         }
@@ -64,7 +70,8 @@ impl Mounted {
             .arg(root.join("p"))
             .output();
         let _ = std::fs::remove_dir_all(&root);
-        let (cipher, plain, passfile) = (root.join("c"), root.join("p"), root.join("pw"));
+        let cipher = cipher.map_or_else(|| root.join("c"), Path::to_path_buf);
+        let (plain, passfile) = (root.join("p"), root.join("pw"));
         std::fs::create_dir_all(&cipher).unwrap();
         std::fs::create_dir_all(&plain).unwrap();
         write_private(&passfile, "test password\n");
