@@ -116,6 +116,16 @@ pub enum Command {
         #[command(flatten)]
         password: PasswordArgs,
     },
+    /// Check a cipher directory (unmounted, or mounted but idle) and report every damaged or undecryptable entry by its cipher path; changes nothing unless --repair.
+    Fsck {
+        /// The cipher directory.
+        cipherdir: PathBuf,
+        /// Remove what is provably garbage (leftovers of an interrupted mkdir or passwd, long-name companions whose entry is gone), after listing it. Nothing else is ever changed.
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
     /// Change the password (the master key stays; the config gets a fresh salt).
     Passwd {
         /// The cipher directory.

@@ -16,6 +16,8 @@ pub const CIPHERDIR: u8 = 12;
 pub const MOUNTPOINT: u8 = 13;
 /// A kernel feature is missing: /dev/fuse, fusermount3, or AF_ALG for --backend afalg.
 pub const KERNEL_FEATURE: u8 = 14;
+/// `fsck` found problems, and did not repair them all.
+pub const DAMAGED: u8 = 15;
 /// A cipher backend failed its known-answer self-test.
 pub const SELFTEST: u8 = 20;
 

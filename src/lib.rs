@@ -11,6 +11,7 @@ pub mod content;
 pub mod crypto;
 pub mod exitcode;
 pub mod fs;
+pub mod fsck;
 pub mod fuse;
 pub mod helper;
 pub mod logging;

@@ -5,12 +5,17 @@
 //! plaintext name, and no line ever carries key material.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use log::{LevelFilter, Log, Metadata, Record};
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 static LABEL: OnceLock<String> = OnceLock::new();
+/// Lines syslog could not take at once, reported with the next line it takes.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// The last line could not be handed over even after waiting.
+static STALLED: AtomicBool = AtomicBool::new(false);
 
 /// Names the mount in every later log line.
 pub fn set_label(label: &str) {
@@ -47,14 +52,40 @@ impl Log for Syslog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let msg = format!("{}{}", prefix(), record.args());
-        let mut l = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = match record.level() {
-            log::Level::Error => l.err(msg),
-            log::Level::Warn => l.warning(msg),
-            log::Level::Info => l.info(msg),
-            _ => l.debug(msg),
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        let msg = if dropped > 0 {
+            format!(
+                "{}({dropped} earlier lines dropped: syslog was not keeping up) {}",
+                prefix(),
+                record.args()
+            )
+        } else {
+            format!("{}{}", prefix(), record.args())
         };
+        let mut l = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut send = || match record.level() {
+            log::Level::Error => l.err(&msg),
+            log::Level::Warn => l.warning(&msg),
+            log::Level::Info => l.info(&msg),
+            _ => l.debug(&msg),
+        };
+        let mut sent = send().is_ok();
+        // A burst (the lines of a mount with -v) can fill a small socket
+        // queue for a moment: wait for room up to 200 ms, unless syslog
+        // already failed to make room last time.
+        if !sent && !STALLED.load(Ordering::Relaxed) {
+            for _ in 0..40 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                sent = send().is_ok();
+                if sent {
+                    break;
+                }
+            }
+        }
+        STALLED.store(!sent, Ordering::Relaxed);
+        if !sent {
+            DROPPED.fetch_add(1 + dropped, Ordering::Relaxed);
+        }
     }
 
     fn flush(&self) {}
@@ -74,6 +105,18 @@ pub fn init_syslog(level: LevelFilter) -> Result<(), String> {
         None => syslog::unix(formatter),
     }
     .map_err(|e| format!("cannot reach syslog: {e}"))?;
+    // A log line must never hold up a file system request: a syslog that
+    // stops reading would otherwise hang every caller of the mount.
+    match &logger.backend {
+        LoggerBackend::Unix(sock) => sock
+            .set_nonblocking(true)
+            .map_err(|e| format!("syslog socket: {e}"))?,
+        LoggerBackend::UnixStream(w) => w
+            .get_ref()
+            .set_write_timeout(Some(std::time::Duration::from_millis(200)))
+            .map_err(|e| format!("syslog socket: {e}"))?,
+        _ => {}
+    }
     log::set_boxed_logger(Box::new(Syslog(Mutex::new(logger)))).map_err(|e| e.to_string())?;
     log::set_max_level(level);
     Ok(())

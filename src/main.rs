@@ -87,6 +87,40 @@ fn cmd_info(
     Ok(())
 }
 
+fn cmd_fsck(cipherdir: &std::path::Path, repair: bool, pw: &PasswordArgs) -> Result<(), Failure> {
+    let config = cmd::load_config(cipherdir)?;
+    let master = cmd::unlock(&config, &source(pw))?;
+    let checker = cipherfs::fsck::Checker::new(cipherdir, &config, &master)
+        .map_err(|e| Failure::new(cipherfs::exitcode::OTHER, e.to_string()))?;
+    let report = checker.run();
+    for p in &report.problems {
+        println!("{p}");
+    }
+    let garbage = report.problems.iter().filter(|p| p.garbage).count();
+    let mut left = report.problems.len();
+    if repair && garbage > 0 {
+        left -= garbage - cipherfs::fsck::repair(&report);
+    }
+    println!(
+        "{}: {} entries checked, {} problem(s), {garbage} of them garbage{}",
+        cipherdir.display(),
+        report.entries,
+        report.problems.len(),
+        if garbage > 0 && !repair {
+            " (--repair removes those)"
+        } else {
+            ""
+        }
+    );
+    if left == 0 {
+        return Ok(());
+    }
+    Err(Failure::new(
+        cipherfs::exitcode::DAMAGED,
+        format!("{left} problem(s) left in {}", cipherdir.display()),
+    ))
+}
+
 fn cmd_passwd(
     cipherdir: &std::path::Path,
     pw: &PasswordArgs,
@@ -197,6 +231,11 @@ fn run(command: &Command) -> Result<bool, Failure> {
             password,
             new_passfile,
         } => cmd_passwd(cipherdir, password, new_passfile).map(|_| true),
+        Command::Fsck {
+            cipherdir,
+            repair,
+            password,
+        } => cmd_fsck(cipherdir, *repair, password).map(|_| true),
     }
 }
 

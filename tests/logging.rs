@@ -110,3 +110,40 @@ fn debug_names_adds_the_plaintext_name_when_asked() {
         .expect("no warning about the damaged file");
     assert!(warning.contains("VISIBLE-name"), "{warning}");
 }
+
+/// A syslog that stops reading must not hang the mount: the daemon drops the
+/// lines it cannot hand over at once, and says how many with the next line
+/// that gets through. (It once blocked in send(), and with it every request.)
+#[test]
+fn a_stalled_syslog_never_holds_up_requests() {
+    let Some((m, sock, _)) = damaged_mount_logging_to_syslog("stalled", "bad", &["mount"]) else {
+        return;
+    };
+    // Nobody reads the socket while each of these reads logs a warning; a
+    // connected datagram socket takes only a few lines before it is full.
+    let bad = m.plain.join("bad");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let bad = bad.clone();
+        std::thread::spawn(move || {
+            for _ in 0..500 {
+                assert!(fs::read(&bad).is_err());
+            }
+            tx.send(()).unwrap();
+        })
+    };
+    // A hang detector, not a timing: 500 failed reads take well under a second.
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("reads hung while syslog was not reading: the daemon blocks on logging");
+    reader.join().unwrap();
+    let mut buf = [0u8; 8192];
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while sock.recv(&mut buf).is_ok() {}
+    assert!(fs::read(&bad).is_err());
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let n = sock.recv(&mut buf).unwrap();
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(line.contains("earlier lines dropped"), "{line}");
+}

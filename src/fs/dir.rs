@@ -224,7 +224,8 @@ impl CipherFs {
     /// per name. `add(next_offset, entry, node id, attributes)` returns false
     /// once the reply is full; the entry it refused is not counted. `.` and
     /// `..` carry the directory's own attributes and are not counted (the
-    /// kernel does not link them). Entries gone since the listing are left out.
+    /// kernel does not link them). Entries gone since the listing, and
+    /// entries whose attributes cannot be had, are left out.
     pub fn readdirplus(
         &self,
         fh: u64,
@@ -243,7 +244,18 @@ impl CipherFs {
             let (node, attr) = match self.enter(&dir, &e.stored) {
                 Ok(found) => found,
                 Err(err) if err == FsError::ENOENT => continue,
-                Err(err) => return Err(err),
+                // One damaged entry (an impossible size, say) must not fail
+                // the whole listing; named, it gives its error. (An entry
+                // without attributes would show with inode 0, which glibc's
+                // readdir skips anyway.)
+                Err(err) => {
+                    self.warn_entry(
+                        &dir,
+                        &e.stored,
+                        &format!("left out of the listing: {err:?}"),
+                    );
+                    continue;
+                }
             };
             self.note_name(&node, OsStr::from_bytes(&e.name));
             if !add(next, &e, node.id, &attr) {
