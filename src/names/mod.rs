@@ -98,6 +98,13 @@ pub fn long_entry(full: &str) -> String {
     )
 }
 
+/// A cipher call's result, after wiping the stack it used: AES code spills
+/// round keys there, and name and xattr calls run on every FUSE thread.
+pub(crate) fn wiped<T>(r: T) -> T {
+    crate::skcipher::wipe_stack();
+    r
+}
+
 fn check_plain(name: &[u8]) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -150,7 +157,7 @@ impl NameCipher {
         };
         let mut buf = Zeroizing::new(name.to_vec());
         buf.resize(name.len().div_ceil(16).max(1) * 16, 0);
-        tfm.encrypt_in_place(diriv, &mut buf)?;
+        wiped(tfm.encrypt_in_place(diriv, &mut buf))?;
         let full = B64URL.encode(&*buf);
         Ok(if full.len() > NAME_MAX {
             StoredName::Long {
@@ -172,7 +179,7 @@ impl NameCipher {
         if buf.is_empty() || buf.len() % 16 != 0 {
             return Err(NameError::Length(buf.len()));
         }
-        tfm.decrypt_in_place(diriv, &mut buf)?;
+        wiped(tfm.decrypt_in_place(diriv, &mut buf))?;
         let len = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         // Only the shortest padding is valid, so no two stored names can mean one name.
         if len == 0 || buf.len() != len.div_ceil(16) * 16 {
@@ -205,7 +212,7 @@ impl NameCipher {
         let iv: [u8; 16] = crate::crypto::random_array()?;
         let mut buf = Zeroizing::new(target.to_vec());
         buf.resize(target.len().div_ceil(16).max(1) * 16, 0);
-        tfm.encrypt_in_place(&iv, &mut buf)?;
+        wiped(tfm.encrypt_in_place(&iv, &mut buf))?;
         let mut out = iv.to_vec();
         out.extend_from_slice(&buf);
         Ok(B64URL.encode(out))
@@ -221,7 +228,7 @@ impl NameCipher {
         }
         let (iv, ct) = raw.split_at(16);
         let mut buf = Zeroizing::new(ct.to_vec());
-        tfm.decrypt_in_place(iv, &mut buf)?;
+        wiped(tfm.decrypt_in_place(iv, &mut buf))?;
         let len = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         if len == 0 || buf.len() != len.div_ceil(16) * 16 || buf[..len].contains(&0) {
             return Err(NameError::Garbage);

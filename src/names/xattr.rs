@@ -48,7 +48,7 @@ impl XattrCipher {
         }
         let mut buf = Zeroizing::new(rest.to_vec());
         buf.resize(rest.len().div_ceil(16) * 16, 0);
-        self.tfm.encrypt_in_place(&NAME_IV, &mut buf)?;
+        super::wiped(self.tfm.encrypt_in_place(&NAME_IV, &mut buf))?;
         Ok(Some(format!("{STORED_PREFIX}{}", B64URL.encode(&*buf))))
     }
 
@@ -59,7 +59,7 @@ impl XattrCipher {
         if buf.is_empty() || !buf.len().is_multiple_of(16) {
             return None;
         }
-        self.tfm.decrypt_in_place(&NAME_IV, &mut buf).ok()?;
+        super::wiped(self.tfm.decrypt_in_place(&NAME_IV, &mut buf)).ok()?;
         let len = buf.iter().rposition(|&b| b != 0)? + 1;
         if buf.len() != len.div_ceil(16) * 16 {
             return None;
@@ -78,7 +78,7 @@ impl XattrCipher {
         buf.push(0x80);
         let padded = buf.len().div_ceil(16) * 16;
         buf.resize(padded, 0);
-        self.tfm.encrypt_in_place(&iv, &mut buf)?;
+        super::wiped(self.tfm.encrypt_in_place(&iv, &mut buf))?;
         let mut out = iv.to_vec();
         out.extend_from_slice(&buf);
         Ok(out)
@@ -90,7 +90,7 @@ impl XattrCipher {
         }
         let (iv, ct) = stored.split_at(16);
         let mut buf = Zeroizing::new(ct.to_vec());
-        self.tfm.decrypt_in_place(iv, &mut buf)?;
+        super::wiped(self.tfm.decrypt_in_place(iv, &mut buf))?;
         let end = buf
             .iter()
             .rposition(|&b| b != 0)

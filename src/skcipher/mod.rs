@@ -117,6 +117,13 @@ impl Skcipher {
 
     /// Sets the key. A failed setkey leaves the handle without a key.
     pub fn setkey(&self, key: &[u8]) -> Result<(), SkcipherError> {
+        let r = self.setkey_inner(key);
+        wipe_stack();
+        r
+    }
+
+    #[inline(never)]
+    fn setkey_inner(&self, key: &[u8]) -> Result<(), SkcipherError> {
         self.keyed.store(None);
         self.alg.check_key(key)?;
         let keyed = match self.backend {
@@ -185,4 +192,20 @@ impl Skcipher {
     pub fn decrypt(&self, iv: &[u8], src: &[u8], dst: &mut [u8]) -> Result<(), SkcipherError> {
         self.crypt(Direction::Decrypt, iv, src, dst)
     }
+}
+
+/// Key setup and cipher calls leave copies of the key or of its round keys
+/// in stack frames that have returned: a move in Rust copies and never
+/// wipes, the key derivation that comes just before works in the same
+/// frames, and AES code spills round keys. Overwriting the stack below the
+/// caller removes them, as libsodium's `sodium_stackzero` does. 16 KiB
+/// covers the deepest key setup and name operation (tests/zeroize.rs finds
+/// what is left); a plain fill kept alive by `black_box` costs well under a
+/// microsecond.
+#[inline(never)]
+pub fn wipe_stack() {
+    let mut buf = [0u8; 16 * 1024];
+    std::hint::black_box(&mut buf);
+    buf.fill(0);
+    std::hint::black_box(&mut buf);
 }
