@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::error::{FsError, FsResult};
-use super::node::Node;
+use super::node::{CachedCipher, Node, Stamp};
 use super::CipherFs;
 use crate::content::offsets::{
     c_sector_offset, cipher_size, plain_size, sector_count, sector_plain_len, sectors_touched,
@@ -19,18 +19,25 @@ use crate::content::{FileCipher, FileHeader, HEADER_LEN};
 impl CipherFs {
     /// Plaintext size of an open file, or EIO (logged) for an impossible one.
     pub(super) fn file_plain_size(&self, node: &Node, file: &File) -> FsResult<u64> {
-        let c = file.metadata()?.len();
-        plain_size(c).map_err(|e| {
-            log::warn!("{}: {e}", self.describe(node));
-            FsError::EIO
-        })
+        Ok(self.file_state(node, file)?.0)
     }
 
-    /// The file's cipher from its header, cached on the node.
-    fn cipher_for(&self, node: &Node, file: &File) -> FsResult<Arc<FileCipher>> {
+    /// Plaintext size and the backing file's state.
+    fn file_state(&self, node: &Node, file: &File) -> FsResult<(u64, Stamp)> {
+        let m = file.metadata()?;
+        let p = plain_size(m.len()).map_err(|e| {
+            log::warn!("{}: {e}", self.describe(node));
+            FsError::EIO
+        })?;
+        Ok((p, Stamp::of(&m)))
+    }
+
+    /// The file's cipher from its header, cached on the node while the
+    /// backing file stays as cipherfs last saw it (`stamp`).
+    fn cipher_for(&self, node: &Node, file: &File, stamp: Stamp) -> FsResult<Arc<FileCipher>> {
         let mut slot = node.cipher.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = slot.as_ref() {
-            return Ok(Arc::clone(c));
+        if let Some(c) = slot.as_ref().filter(|c| c.stamp == stamp) {
+            return Ok(Arc::clone(&c.cipher));
         }
         let mut hb = [0u8; HEADER_LEN];
         file.read_exact_at(&mut hb, 0).map_err(|e| {
@@ -41,9 +48,29 @@ impl CipherFs {
             log::warn!("{}: {e}", self.describe(node));
             FsError::EIO
         })?;
+        if let Some(c) = slot.as_mut().filter(|c| c.nonce == header.nonce) {
+            c.stamp = stamp;
+            return Ok(Arc::clone(&c.cipher));
+        }
         let c = Arc::new(self.file_cipher(&header)?);
-        *slot = Some(Arc::clone(&c));
+        *slot = Some(CachedCipher {
+            cipher: Arc::clone(&c),
+            nonce: header.nonce,
+            stamp,
+        });
         Ok(c)
+    }
+
+    /// After cipherfs's own change to the file: what it now looks like.
+    fn restamp(&self, node: &Node, m: &std::fs::Metadata) {
+        if let Some(c) = node
+            .cipher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            c.stamp = Stamp::of(m);
+        }
     }
 
     fn file_cipher(&self, header: &FileHeader) -> FsResult<FileCipher> {
@@ -66,7 +93,11 @@ impl CipherFs {
         let header = FileHeader::random().map_err(|_| FsError::EIO)?;
         file.write_all_at(&header.to_bytes(), 0)?;
         let c = Arc::new(self.file_cipher(&header)?);
-        *node.cipher.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&c));
+        *node.cipher.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedCipher {
+            cipher: Arc::clone(&c),
+            nonce: header.nonce,
+            stamp: Stamp::of(&file.metadata()?),
+        });
         Ok(c)
     }
 
@@ -102,12 +133,12 @@ impl CipherFs {
         size: u32,
     ) -> FsResult<Vec<u8>> {
         let _shared = node.io.read().unwrap_or_else(|e| e.into_inner());
-        let p_size = self.file_plain_size(node, file)?;
+        let (p_size, stamp) = self.file_state(node, file)?;
         if offset >= p_size || size == 0 {
             return Ok(Vec::new());
         }
         let end = p_size.min(offset + u64::from(size));
-        let fc = self.cipher_for(node, file)?;
+        let fc = self.cipher_for(node, file, stamp)?;
         let s = self.sector as u64;
         let range = sectors_touched(offset, end - offset, s);
         let (first, last) = (range.start, range.end - 1);
@@ -194,7 +225,7 @@ impl CipherFs {
             return Ok(0);
         }
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
-        let old_p = self.file_plain_size(node, file)?;
+        let (old_p, stamp) = self.file_state(node, file)?;
         let s = self.sector as u64;
         let end = offset + data.len() as u64;
         let new_p = old_p.max(end);
@@ -217,7 +248,7 @@ impl CipherFs {
                 let _ = file.set_len(0);
             })?
         } else {
-            self.cipher_for(node, file)?
+            self.cipher_for(node, file, stamp)?
         };
         if old_last.is_some() {
             self.extend_last_sector(node, file, &fc, old_p, new_p)?;
@@ -244,15 +275,18 @@ impl CipherFs {
         file.write_all_at(&buf, c_sector_offset(first, s))?;
         // The stored size must match the new plaintext size exactly: a last
         // sector that grew within its 16-byte block leaves stale filler.
-        if file.metadata()?.len() != cipher_size(new_p) {
+        let mut m = file.metadata()?;
+        if m.len() != cipher_size(new_p) {
             file.set_len(cipher_size(new_p))?;
+            m = file.metadata()?;
         }
+        self.restamp(node, &m);
         Ok(data.len() as u32)
     }
 
     pub(super) fn truncate_file(&self, node: &Node, file: &File, new_p: u64) -> FsResult<()> {
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
-        let old_p = self.file_plain_size(node, file)?;
+        let (old_p, stamp) = self.file_state(node, file)?;
         let s = self.sector as u64;
         if new_p == 0 {
             // The header goes too, so the next write picks a fresh nonce.
@@ -274,7 +308,7 @@ impl CipherFs {
         let fc = if old_p == 0 {
             self.start_file(node, file)?
         } else {
-            self.cipher_for(node, file)?
+            self.cipher_for(node, file, stamp)?
         };
         if new_p < old_p {
             // The new last sector keeps its first bytes, re-encrypted at its new length.
@@ -287,6 +321,7 @@ impl CipherFs {
             self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
         file.set_len(cipher_size(new_p))?;
+        self.restamp(node, &file.metadata()?);
         debug_assert!(sector_count(new_p, s) > 0);
         Ok(())
     }

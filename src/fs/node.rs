@@ -50,7 +50,7 @@ pub struct Node {
     pub io: RwLock<()>,
     /// The file's content cipher, keyed from its header; `None` until first
     /// needed and again after the file is truncated to zero (new nonce).
-    pub cipher: Mutex<Option<Arc<FileCipher>>>,
+    pub cipher: Mutex<Option<CachedCipher>>,
     /// The plaintext name it was last reached by; kept only with
     /// `--debug-names`, so plaintext names are not in memory otherwise.
     pub debug_name: Mutex<Option<Vec<u8>>>,
@@ -160,5 +160,32 @@ impl NodeTable {
 
     pub fn len(&self) -> usize {
         self.lock().nodes.len()
+    }
+}
+
+/// A file's content cipher, the header nonce it was keyed from, and the
+/// backing file's state when that was last checked: another program that
+/// rewrites the backing file in place (a restore from backup, say) changes
+/// the state, and the header is read again before the cipher is used.
+pub struct CachedCipher {
+    pub cipher: Arc<FileCipher>,
+    pub nonce: [u8; 16],
+    pub stamp: Stamp,
+}
+
+/// What cipherfs last saw of a backing file: its ctime and size.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Stamp {
+    ctime: (i64, i64),
+    size: u64,
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            ctime: (m.ctime(), m.ctime_nsec()),
+            size: m.len(),
+        }
     }
 }
