@@ -8,6 +8,7 @@
 pub mod cmd;
 pub mod config;
 pub mod content;
+pub mod crashpoint;
 pub mod crypto;
 pub mod exitcode;
 pub mod fs;

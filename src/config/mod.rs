@@ -285,9 +285,12 @@ impl Config {
             .open(&tmp)
             .map_err(io(&tmp))?;
         f.write_all(self.to_json()?.as_bytes()).map_err(io(&tmp))?;
+        crate::crashpoint::at("config-wrote-temp");
         f.sync_all().map_err(io(&tmp))?;
         drop(f);
+        crate::crashpoint::at("config-synced-temp");
         fs::rename(&tmp, &path).map_err(io(&path))?;
+        crate::crashpoint::at("config-renamed");
         File::open(cipherdir)
             .and_then(|d| d.sync_all())
             .map_err(io(cipherdir))?;

@@ -12,6 +12,7 @@ use rustix::fs::{openat, renameat_with, Dir, Mode, OFlags, RenameFlags};
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
+use crate::crashpoint;
 use crate::names::{
     is_internal, long_entry, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, LONGNAME_SUFFIX,
 };
@@ -83,6 +84,7 @@ impl CipherFs {
             let mut f = std::fs::File::from(fd);
             f.write_all(full.as_bytes())?;
             f.sync_all()?;
+            crashpoint::at("longname-wrote-companion");
         }
         Ok(())
     }
@@ -278,6 +280,7 @@ impl CipherFs {
             u64::from_le_bytes(crate::crypto::random_array().map_err(|_| FsError::EIO)?)
         );
         rustix::fs::mkdirat(&parent.fd, tmp.as_str(), Mode::from_raw_mode(0o700))?;
+        crashpoint::at("mkdir-made-temp");
         let result = (|| -> FsResult<()> {
             if !self.names.is_plaintext() {
                 let dfd = openat(
@@ -287,6 +290,7 @@ impl CipherFs {
                     Mode::empty(),
                 )?;
                 write_diriv(&dfd)?;
+                crashpoint::at("mkdir-wrote-iv");
             }
             // A set-group-ID parent passes the bit on, as mkdir(2) does.
             let inherit = parent.stat()?.st_mode & libc::S_ISGID;
@@ -296,6 +300,7 @@ impl CipherFs {
                 Mode::from_raw_mode(mode & 0o7777 | inherit),
                 rustix::fs::AtFlags::empty(),
             )?;
+            crashpoint::at("mkdir-set-mode");
             renameat_with(
                 &parent.fd,
                 tmp.as_str(),
@@ -303,6 +308,7 @@ impl CipherFs {
                 entry,
                 RenameFlags::NOREPLACE,
             )?;
+            crashpoint::at("mkdir-renamed");
             Ok(())
         })();
         if result.is_err() {
