@@ -145,6 +145,29 @@ fn an_ordinary_user_mounts_and_unmounts_their_own_directory() {
         String::from_utf8_lossy(&io.stderr)
     );
     assert!(String::from_utf8_lossy(&io.stdout).starts_with("hello"));
+    // Backing trouble reaches the user as such: a backing file the daemon's
+    // user may not open gives EACCES, not EIO, and the daemon stays up.
+    let backing = fs::read_dir(root.join("c"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("cipherfs")
+        })
+        .unwrap();
+    fs::set_permissions(&backing, fs::Permissions::from_mode(0o000)).unwrap();
+    let denied = as_user(&format!("cat {r}/p/f"));
+    assert!(
+        !denied.status.success()
+            && String::from_utf8_lossy(&denied.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    fs::set_permissions(&backing, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(as_user(&format!("cat {r}/p/f")).status.success());
     let fc = fs::read_to_string("/etc/fuse.conf").unwrap_or_default();
     if !fc.lines().any(|l| l.trim() == "user_allow_other") {
         let out = as_user(&format!(
