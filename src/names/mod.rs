@@ -101,7 +101,7 @@ pub fn long_entry(full: &str) -> String {
 /// A cipher call's result, after wiping the stack it used: AES code spills
 /// round keys there, and name and xattr calls run on every FUSE thread.
 pub(crate) fn wiped<T>(r: T) -> T {
-    crate::skcipher::wipe_stack();
+    crate::skcipher::wipe_stack_after_call();
     r
 }
 

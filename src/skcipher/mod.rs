@@ -199,12 +199,23 @@ impl Skcipher {
 /// wipes, the key derivation that comes just before works in the same
 /// frames, and AES code spills round keys. Overwriting the stack below the
 /// caller removes them, as libsodium's `sodium_stackzero` does. 16 KiB
-/// covers the deepest key setup and name operation (tests/zeroize.rs finds
-/// what is left); a plain fill kept alive by `black_box` costs well under a
-/// microsecond.
+/// covers the deepest key setup (tests/zeroize.rs finds what is left); a
+/// plain fill kept alive by `black_box` costs well under a microsecond.
 #[inline(never)]
 pub fn wipe_stack() {
-    let mut buf = [0u8; 16 * 1024];
+    wipe::<{ 16 * 1024 }>();
+}
+
+/// The same after a single cipher call on a name or an xattr, whose frames
+/// are shallow; it runs for every name in a directory listing.
+#[inline(never)]
+pub fn wipe_stack_after_call() {
+    wipe::<{ 4 * 1024 }>();
+}
+
+#[inline(always)]
+fn wipe<const N: usize>() {
+    let mut buf = [0u8; N];
     std::hint::black_box(&mut buf);
     buf.fill(0);
     std::hint::black_box(&mut buf);
