@@ -202,8 +202,8 @@ fn opener(dir: PathBuf, s: Arc<Shared>) {
     }
 }
 
-/// Writes pages through a shared writable mapping and reads them back with
-/// pread; returns the version of each page.
+/// Writes pages through a shared writable mapping, reads them back with
+/// pread and through a fresh read-only mapping; returns the file's content.
 fn mapper(path: PathBuf, s: Arc<Shared>) -> Vec<u8> {
     let f = OpenOptions::new()
         .read(true)
@@ -228,6 +228,14 @@ fn mapper(path: PathBuf, s: Arc<Shared>) -> Vec<u8> {
             back.iter().all(|&x| x == b),
             "mmap write of page {page} not read back"
         );
+        // SAFETY: as above; this read-only mapping is dropped before the
+        // next write.
+        let view = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+        assert!(
+            view[..] == model[..],
+            "the file read through a fresh mapping"
+        );
+        drop(view);
         s.tick();
     }
     model
