@@ -13,21 +13,15 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::{Config, NameMode, CONFIG_NAME};
+use crate::config::{Config, NameMode, CONFIG_NAME, CONFIG_TMP_NAME};
 use crate::content::offsets::plain_size;
 use crate::content::{FileHeader, HEADER_LEN};
 use crate::crypto::MasterKey;
 use crate::names::{
-    long_entry, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, LONGNAME_SUFFIX,
+    read_long_name, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, LONGNAME_SUFFIX,
+    MKDIR_TMP_PREFIX,
 };
 use crate::skcipher::Backend;
-
-/// Prefix of an interrupted mkdir's temporary directory (see `fs::dir`).
-const MKDIR_TMP: &str = ".cipherfs.mkdir.";
-/// An interrupted `passwd`'s temporary config (see `config::Config::save`).
-fn config_tmp() -> String {
-    format!(".{CONFIG_NAME}.tmp")
-}
 
 #[derive(Debug)]
 pub struct Problem {
@@ -232,7 +226,7 @@ impl Checker {
                 },
             );
         }
-        if entry.starts_with(MKDIR_TMP) {
+        if entry.starts_with(MKDIR_TMP_PREFIX) {
             // Garbage only if it holds nothing a user could have put there.
             let only_iv = fs::read_dir(dir.join(entry))
                 .map(|rd| rd.flatten().all(|e| e.file_name() == DIRIV_NAME))
@@ -246,7 +240,7 @@ impl Checker {
                 )
             });
         }
-        if at_root && entry == config_tmp() {
+        if at_root && entry == CONFIG_TMP_NAME {
             return Some(("temporary config of an interrupted passwd".into(), true));
         }
         if entry.starts_with(".cipherfs.") || entry == CONFIG_NAME {
@@ -263,20 +257,11 @@ impl Checker {
         if self.plaintext_names || !entry.starts_with(LONGNAME_PREFIX) {
             return Ok(entry.to_string());
         }
-        let mut full = String::new();
-        fs::File::open(dir.join(format!("{entry}{LONGNAME_SUFFIX}")))
-            .map_err(|e| {
+        let companion =
+            fs::File::open(dir.join(format!("{entry}{LONGNAME_SUFFIX}"))).map_err(|e| {
                 format!("long name without its {LONGNAME_SUFFIX} companion ({e}); its name is lost")
-            })?
-            .take(4096)
-            .read_to_string(&mut full)
-            .map_err(|e| format!("unreadable {LONGNAME_SUFFIX} companion ({e})"))?;
-        if long_entry(&full) != entry {
-            return Err(format!(
-                "{LONGNAME_SUFFIX} companion does not match the entry's hash"
-            ));
-        }
-        Ok(full)
+            })?;
+        read_long_name(companion, entry)
     }
 
     fn check_symlink(&self, path: &Path) -> Result<(), String> {

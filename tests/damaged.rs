@@ -182,20 +182,7 @@ fn damaged_entries_give_eio_or_are_hidden_and_fsck_reports_each() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let out = Command::new(BIN)
-        .arg("mount")
-        .arg("--passfile")
-        .arg(&m.passfile)
-        .arg(&m.cipher)
-        .arg(&m.plain)
-        .env("CIPHERFS_SYSLOG_SOCKET", &sock_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    m.mount_logging_to(&["mount"], &sock_path);
     let mut listed: Vec<String> = fs::read_dir(&m.plain)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

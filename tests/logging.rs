@@ -7,10 +7,9 @@ mod common;
 use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use common::mount::{Mounted, BIN};
+use common::mount::Mounted;
 
 /// A mount whose one file (named `name`) has a damaged header, mounted
 /// detached with `args`, logging to a syslog socket the test reads; the
@@ -31,22 +30,7 @@ fn damaged_mount_logging_to_syslog(
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).args([
-        "--passfile",
-        m.passfile.to_str().unwrap(),
-        m.cipher.to_str().unwrap(),
-        m.plain.to_str().unwrap(),
-    ]);
-    let out = cmd
-        .env("CIPHERFS_SYSLOG_SOCKET", &sock_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    m.mount_logging_to(args, &sock_path);
     assert!(fs::read(m.plain.join(name)).is_err());
     Some((m, sock, victim))
 }

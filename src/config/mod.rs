@@ -28,6 +28,8 @@ use crate::crypto::{random_array, MasterKey, MASTER_KEY_LEN};
 pub use error::ConfigError;
 
 pub const CONFIG_NAME: &str = "cipherfs.conf";
+/// Where `save` writes a new config before renaming it over the old one.
+pub const CONFIG_TMP_NAME: &str = ".cipherfs.conf.tmp";
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Feature flags this version understands. A config naming any other is
@@ -272,7 +274,7 @@ impl Config {
     /// Writes the config atomically (new file, fsync, rename, fsync dir), mode 0400.
     pub fn save(&self, cipherdir: &Path) -> Result<(), ConfigError> {
         let path = path_in(cipherdir);
-        let tmp = cipherdir.join(format!(".{CONFIG_NAME}.tmp"));
+        let tmp = cipherdir.join(CONFIG_TMP_NAME);
         let io = |p: &Path| {
             let p = p.to_path_buf();
             move |e| ConfigError::Io { path: p, source: e }

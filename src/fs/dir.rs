@@ -14,7 +14,8 @@ use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
 use crate::crashpoint;
 use crate::names::{
-    is_internal, long_entry, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, LONGNAME_SUFFIX,
+    is_internal, read_long_name, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX,
+    LONGNAME_SUFFIX, MKDIR_TMP_PREFIX,
 };
 
 /// One entry of a plaintext listing.
@@ -106,24 +107,14 @@ impl CipherFs {
         if !entry.starts_with(LONGNAME_PREFIX) {
             return Ok(entry.to_string());
         }
-        let mut full = String::new();
-        openat(
+        let companion = openat(
             &dir.fd,
             format!("{entry}{LONGNAME_SUFFIX}"),
             RD,
             Mode::empty(),
         )
-        .map_err(|e| format!("long name without its {LONGNAME_SUFFIX} companion ({e})"))
-        .map(std::fs::File::from)?
-        .take(4096)
-        .read_to_string(&mut full)
-        .map_err(|e| format!("unreadable {LONGNAME_SUFFIX} companion ({e})"))?;
-        if long_entry(&full) != entry {
-            return Err(format!(
-                "{LONGNAME_SUFFIX} companion does not match the entry's hash"
-            ));
-        }
-        Ok(full)
+        .map_err(|e| format!("long name without its {LONGNAME_SUFFIX} companion ({e})"))?;
+        read_long_name(std::fs::File::from(companion), entry)
     }
 
     /// The plaintext listing of `dir`. Entries whose names do not decrypt are
@@ -276,7 +267,7 @@ impl CipherFs {
     /// temporary name first, so no crash leaves a directory without its IV.
     pub(super) fn make_dir(&self, parent: &Node, entry: &str, mode: u32) -> FsResult<()> {
         let tmp = format!(
-            ".cipherfs.mkdir.{:016x}",
+            "{MKDIR_TMP_PREFIX}{:016x}",
             u64::from_le_bytes(crate::crypto::random_array().map_err(|_| FsError::EIO)?)
         );
         rustix::fs::mkdirat(&parent.fd, tmp.as_str(), Mode::from_raw_mode(0o700))?;

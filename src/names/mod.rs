@@ -90,6 +90,26 @@ pub fn is_internal(entry: &str) -> bool {
         || entry.starts_with(".cipherfs.")
 }
 
+/// Prefix of a directory being made, before it is renamed into place with
+/// its IV inside (`fs::dir`); hidden, and garbage if a crash leaves it.
+pub const MKDIR_TMP_PREFIX: &str = ".cipherfs.mkdir.";
+
+/// The full encoded name in a long name's companion `file`, checked against
+/// the hash in its `entry` name. Errors say what is wrong with the companion.
+pub fn read_long_name(file: impl std::io::Read, entry: &str) -> Result<String, String> {
+    use std::io::Read;
+    let mut full = String::new();
+    file.take(4096)
+        .read_to_string(&mut full)
+        .map_err(|e| format!("unreadable {LONGNAME_SUFFIX} companion ({e})"))?;
+    if long_entry(&full) != entry {
+        return Err(format!(
+            "{LONGNAME_SUFFIX} companion does not match the entry's hash"
+        ));
+    }
+    Ok(full)
+}
+
 /// The entry name for a long encoded name.
 pub fn long_entry(full: &str) -> String {
     format!(

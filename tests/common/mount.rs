@@ -116,6 +116,25 @@ impl Mounted {
         );
     }
 
+    /// Mounts detached with `args` (`mount` and its options, maybe global
+    /// flags before it), the daemon logging to the syslog socket `sock`.
+    pub fn mount_logging_to(&self, args: &[&str], sock: &Path) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--passfile")
+            .arg(&self.passfile)
+            .arg(&self.cipher)
+            .arg(&self.plain)
+            .env("CIPHERFS_SYSLOG_SOCKET", sock)
+            .output()
+            .expect("run cipherfs");
+        assert!(
+            out.status.success(),
+            "mount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Mounts again with `--pidfile`, returning the daemon's PID, so a test
     /// can look at its /proc entries.
     pub fn remount_with_pidfile(&mut self) -> String {
