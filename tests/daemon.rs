@@ -225,7 +225,8 @@ fn listings_with_attributes_give_right_sizes_and_keep_lookups_balanced() {
 }
 
 /// A daemon started with the usual soft limit of open files still serves
-/// more files than that at once: it raises its own limit.
+/// more files than that at once: it raises its own limit, and sizes its
+/// descriptor table for it at start.
 #[test]
 fn more_files_in_use_than_the_soft_descriptor_limit() {
     let Some(m) = Mounted::new("nofile", &[]) else {
@@ -262,6 +263,18 @@ fn more_files_in_use_than_the_soft_descriptor_limit() {
         String::from_utf8_lossy(&out.stderr)
     );
     let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    // The descriptor table is grown once at start, not under load, where
+    // each growth stalls a request for an RCU grace period.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let table: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(
+        table >= hard.min(1 << 16),
+        "descriptor table of {table} slots at start (hard limit {hard})"
+    );
     let dir = m.plain.join("d");
     fs::create_dir(&dir).unwrap();
     for i in 0..n {
