@@ -10,8 +10,8 @@ use cipherfs::skcipher::afalg::AfalgCipher;
 use cipherfs::skcipher::{alg, Backend, Direction, KeyedCipher, Skcipher, SkcipherError};
 use common::Rng;
 
-/// Every test here opens sockets; the fd count is only meaningful while no
-/// other test of this binary runs.
+/// Every test here opens sockets, the availability probe included; the fd
+/// count is only meaningful while no other test of this binary runs.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn open_fds() -> usize {
@@ -22,10 +22,11 @@ fn open_fds() -> usize {
 
 #[test]
 fn dropping_a_handle_closes_its_kernel_sockets() {
+    // Before the probe: its socket must not land in the other test's count.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !common::afalg_available("dropping_a_handle_closes_its_kernel_sockets") {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = open_fds();
     {
         let tfm = Skcipher::alloc("xts(aes)", Backend::Afalg).unwrap();
@@ -65,10 +66,11 @@ fn dropping_a_handle_closes_its_kernel_sockets() {
 
 #[test]
 fn kernel_einval_is_translated_into_the_broken_constraint() {
+    // Before the probe: its socket must not land in the other test's count.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !common::afalg_available("kernel_einval_is_translated") {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let xts = alg::lookup("xts(aes)").unwrap();
     // Straight to the kernel, past the layer's own checks.
     let e = AfalgCipher::new(xts, &[7u8; 16])
