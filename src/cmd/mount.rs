@@ -264,10 +264,15 @@ fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
     if opts.allow_other {
         cfg.acl = fuser::SessionACL::All;
     }
+    // One FUSE thread more than CPUs: a thread that has just replied waits
+    // for the scheduler to wake it for the next request, and an extra reader
+    // keeps the queue served meanwhile. Untar of 10,000 files took 3.4 s
+    // instead of 3.9 s (medians of 5 rounds); a second extra thread paid nothing.
     cfg.n_threads = Some(
         std::thread::available_parallelism()
             .map_or(2, |n| n.get())
-            .max(2),
+            .max(2)
+            + 1,
     );
     cfg
 }
