@@ -261,8 +261,10 @@ impl CipherFs {
             let covered = offset <= n * s && end >= n * s + sector_plain_len(n, new_p, s);
             n * s < old_p && !covered
         };
-        for n in [first, last] {
-            if partial(n) && (n == first || last != first) {
+        let ends = [first, last];
+        let ends = if first == last { &ends[..1] } else { &ends[..] };
+        for &n in ends {
+            if partial(n) {
                 let mut old = Vec::with_capacity(self.sector);
                 self.read_sector(node, file, &fc, n, old_p, &mut old)?;
                 let at = ((n - first) * s) as usize;
