@@ -1,9 +1,9 @@
 //! The filesystem core driven directly, without a mount, where the kernel's
 //! own serialisation cannot hide a missing lock.
 
+mod common;
+
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
 
 use cipherfs::config::{Config, NewConfig};
 use cipherfs::crypto::kdf::KdfParams;
@@ -34,7 +34,6 @@ fn core_fs(name: &str) -> (CipherFs, std::path::PathBuf) {
 #[test]
 fn reads_never_see_a_sector_while_a_writer_rewrites_it() {
     let (fs, dir) = core_fs("torn");
-    let fs = Arc::new(fs);
     let len = 3 * 4096;
     let (_, _, fh) = fs
         .create(
@@ -46,63 +45,13 @@ fn reads_never_see_a_sector_while_a_writer_rewrites_it() {
         )
         .unwrap();
     fs.write(fh, 0, &vec![0xAA; len], false).unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    // The writer keeps going until the readers have overlapped it for a
-    // while: on a loaded machine 400 writes can end before a reader thread
-    // is even scheduled, and a race that never ran proves nothing.
-    let reads_by = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
-    let start = Arc::new(Barrier::new(3));
-    let writer = {
-        let (fs, done, reads_by, start) = (
-            Arc::clone(&fs),
-            Arc::clone(&done),
-            Arc::clone(&reads_by),
-            Arc::clone(&start),
-        );
-        std::thread::spawn(move || {
-            start.wait();
-            let mut i = 0;
-            while i < 400 || reads_by.iter().any(|r| r.load(Ordering::SeqCst) < 100) {
-                fs.write(
-                    fh,
-                    0,
-                    &vec![if i % 2 == 0 { 0x55 } else { 0xAA }; len],
-                    false,
-                )
-                .unwrap();
-                i += 1;
-            }
-            done.store(true, Ordering::SeqCst);
-        })
-    };
-    let readers: Vec<_> = (0..2)
-        .map(|n| {
-            let (fs, done, reads_by, start) = (
-                Arc::clone(&fs),
-                Arc::clone(&done),
-                Arc::clone(&reads_by),
-                Arc::clone(&start),
-            );
-            std::thread::spawn(move || {
-                start.wait();
-                let (mut torn, mut reads) = (0, 0);
-                while !done.load(Ordering::SeqCst) {
-                    let data = fs.read(fh, 0, len as u32).unwrap();
-                    reads += 1;
-                    reads_by[n].fetch_add(1, Ordering::SeqCst);
-                    torn += data
-                        .chunks(4096)
-                        .filter(|s| !(s.iter().all(|&b| b == 0x55) || s.iter().all(|&b| b == 0xAA)))
-                        .count();
-                }
-                (torn, reads)
-            })
-        })
-        .collect();
-    writer.join().unwrap();
-    for r in readers {
-        let (torn, reads) = r.join().unwrap();
-        assert!(reads > 0);
+    let runs = common::torn_sector_reads(
+        2000,
+        2000,
+        || |fill| fs.write(fh, 0, &vec![fill; len], false).map(drop).unwrap(),
+        || || fs.read(fh, 0, len as u32).unwrap(),
+    );
+    for (torn, reads) in runs {
         assert_eq!(
             torn, 0,
             "{torn} sectors read half-rewritten in {reads} reads"

@@ -6,7 +6,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::mount::{cipherfs, sigterm, wait_until, Mounted};
@@ -24,59 +23,39 @@ fn direct_io_works_and_readers_never_see_a_half_rewritten_sector() {
     let Some(m) = Mounted::new("torn", &[]) else {
         return;
     };
-    let p = Arc::new(m.plain.join("shared"));
+    let p = m.plain.join("shared");
     let len = 3 * 4096;
-    fs::write(&*p, vec![0xAAu8; len]).unwrap();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    fs::write(&p, vec![0xAAu8; len]).unwrap();
     // O_DIRECT on both sides, so every read and write reaches the daemon (a
     // backing open with O_DIRECT once made these EIO). The kernel serialises
     // them per inode too, so the daemon's own lock is tested in tests/fs_core.rs.
-    let writer = {
-        let (p, done) = (Arc::clone(&p), Arc::clone(&done));
-        std::thread::spawn(move || {
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(&*p)
-                .unwrap();
-            let (mut buf, off) = aligned(len);
-            for i in 0..300 {
-                buf[off..off + len].fill(if i % 2 == 0 { 0x55 } else { 0xAA });
+    let open = |write: bool| {
+        fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(libc::O_DIRECT)
+            .open(&p)
+            .unwrap()
+    };
+    let runs = common::torn_sector_reads(
+        300,
+        20,
+        || {
+            let (f, (mut buf, off)) = (open(true), aligned(len));
+            move |fill| {
+                buf[off..off + len].fill(fill);
                 f.write_all_at(&buf[off..off + len], 0).unwrap();
             }
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-        })
-    };
-    let readers: Vec<_> = (0..2)
-        .map(|_| {
-            let (p, done) = (Arc::clone(&p), Arc::clone(&done));
-            std::thread::spawn(move || {
-                let f = fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_DIRECT)
-                    .open(&*p)
-                    .unwrap();
-                let (mut buf, off) = aligned(len);
-                let mut torn = 0;
-                let mut reads = 0;
-                while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                    f.read_exact_at(&mut buf[off..off + len], 0).unwrap();
-                    reads += 1;
-                    for sector in buf[off..off + len].chunks(4096) {
-                        if !(sector.iter().all(|&b| b == 0x55) || sector.iter().all(|&b| b == 0xAA))
-                        {
-                            torn += 1;
-                        }
-                    }
-                }
-                (torn, reads)
-            })
-        })
-        .collect();
-    writer.join().unwrap();
-    for r in readers {
-        let (torn, reads) = r.join().unwrap();
-        assert!(reads > 0);
+        },
+        || {
+            let (f, (mut buf, off)) = (open(false), aligned(len));
+            move || {
+                f.read_exact_at(&mut buf[off..off + len], 0).unwrap();
+                buf[off..off + len].to_vec()
+            }
+        },
+    );
+    for (torn, reads) in runs {
         assert_eq!(
             torn, 0,
             "{torn} sectors read half-rewritten in {reads} reads"

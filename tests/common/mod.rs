@@ -61,3 +61,63 @@ impl Rng {
 
 pub mod independent;
 pub mod mount;
+
+/// Rewrites whole sectors with alternating 0x55/0xAA fills while two readers
+/// read them back, and counts sectors read that are neither. Each side builds
+/// its handle in its own thread (`writer()`, `reader()`); the writer goes on
+/// past `min_writes` until each reader has overlapped it `min_reads` times,
+/// because on a loaded machine the writes can all end before a reader is
+/// scheduled, and a race that never ran proves nothing.
+/// Returns (torn sectors, reads) per reader.
+pub fn torn_sector_reads<W, R>(
+    min_writes: usize,
+    min_reads: usize,
+    writer: impl FnOnce() -> W + Send,
+    reader: impl Fn() -> R + Sync,
+) -> Vec<(usize, usize)>
+where
+    W: FnMut(u8),
+    R: FnMut() -> Vec<u8>,
+{
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Barrier;
+    let start = Barrier::new(3);
+    let done = AtomicBool::new(false);
+    let reads_by = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    std::thread::scope(|s| {
+        let readers: Vec<_> = reads_by
+            .iter()
+            .map(|count| {
+                let (start, done, reader) = (&start, &done, &reader);
+                s.spawn(move || {
+                    let mut read = reader();
+                    start.wait();
+                    let mut torn = 0;
+                    while !done.load(Ordering::SeqCst) {
+                        torn += read()
+                            .chunks(4096)
+                            .filter(|s| {
+                                !(s.iter().all(|&b| b == 0x55) || s.iter().all(|&b| b == 0xAA))
+                            })
+                            .count();
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    (torn, count.load(Ordering::SeqCst))
+                })
+            })
+            .collect();
+        let mut write = writer();
+        start.wait();
+        let mut i = 0;
+        while i < min_writes
+            || reads_by
+                .iter()
+                .any(|r| r.load(Ordering::SeqCst) < min_reads)
+        {
+            write(if i % 2 == 0 { 0x55 } else { 0xAA });
+            i += 1;
+        }
+        done.store(true, Ordering::SeqCst);
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
