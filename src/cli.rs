@@ -56,10 +56,10 @@ pub enum Command {
         #[arg(long)]
         plaintext_names: bool,
         /// Argon2id memory in MiB (default 64; values below 64 are for tests).
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_MEMORY_KIB / 1024)))]
         kdf_memory_mib: u32,
         /// Argon2id passes (default 3).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_ITERATIONS)))]
         kdf_iterations: u32,
         #[command(flatten)]
         password: PasswordArgs,

@@ -5,23 +5,50 @@
 //! whose entry is gone. Contents are not authenticated (XTS, CBC), so a
 //! damaged sector cannot be told from a good one; headers and sizes can.
 
-use std::ffi::OsString;
-use std::fs;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags};
 
 use crate::config::{Config, NameMode, CONFIG_NAME, CONFIG_TMP_NAME};
 use crate::content::offsets::plain_size;
 use crate::content::{FileHeader, HEADER_LEN};
 use crate::crypto::MasterKey;
 use crate::names::{
-    read_long_name, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, LONGNAME_SUFFIX,
-    MKDIR_TMP_PREFIX,
+    parse_long_name, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME, LONGNAME_MAX, LONGNAME_PREFIX,
+    LONGNAME_SUFFIX, MKDIR_TMP_PREFIX,
 };
 use crate::skcipher::Backend;
+use crate::untrusted;
+
+/// A directory below the root, opened without following a link: the walk
+/// never leaves the cipher directory, whatever was put in it.
+fn subdir(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// A directory's entries (but `.` and `..`) with their types, unfollowed.
+fn list_dir(dir: &OwnedFd) -> rustix::io::Result<Vec<(OsString, FileType)>> {
+    let mut out = Vec::new();
+    for e in Dir::read_from(dir)? {
+        let e = e?;
+        let name = OsStr::from_bytes(e.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        out.push((name.to_os_string(), e.file_type()));
+    }
+    Ok(out)
+}
 
 #[derive(Debug)]
 pub struct Problem {
@@ -49,6 +76,8 @@ impl std::fmt::Display for Problem {
 
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The cipher directory checked.
+    pub root: PathBuf,
     pub entries: u64,
     pub problems: Vec<Problem>,
 }
@@ -75,14 +104,14 @@ impl Checker {
     }
 
     /// Every entry below the root, for the progress bar's length.
-    fn count(&self) -> u64 {
+    fn count(&self, root: &OwnedFd) -> u64 {
         let mut n = 0;
-        let mut stack = vec![self.root.clone()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+        let mut stack = vec![subdir(root, OsStr::new("."))];
+        while let Some(Ok(d)) = stack.pop() {
+            for (name, ft) in list_dir(&d).unwrap_or_default() {
                 n += 1;
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
+                if ft == FileType::Directory {
+                    stack.push(subdir(&d, &name));
                 }
             }
         }
@@ -91,14 +120,32 @@ impl Checker {
 
     /// Checks the whole tree; draws a progress bar when stderr is a terminal.
     pub fn run(&self) -> Report {
-        let bar = ProgressBar::with_draw_target(Some(self.count()), ProgressDrawTarget::stderr());
+        let mut report = Report {
+            root: self.root.clone(),
+            ..Report::default()
+        };
+        let root = match untrusted::open_dir(&self.root)
+            .and_then(|d| subdir(&d, OsStr::new(".")).map_err(untrusted::UntrustedError::Os))
+        {
+            Ok(fd) => fd,
+            Err(e) => {
+                report.problems.push(Problem {
+                    path: self.root.clone(),
+                    plain: None,
+                    what: format!("unreadable directory: {e}"),
+                    garbage: false,
+                });
+                return report;
+            }
+        };
+        let bar =
+            ProgressBar::with_draw_target(Some(self.count(&root)), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} entries {msg}") {
             bar.set_style(style);
         }
-        let mut report = Report::default();
-        let mut stack = vec![(self.root.clone(), Some(PathBuf::from("/")))];
-        while let Some((dir, plain)) = stack.pop() {
-            self.check_dir(&dir, plain.as_deref(), &mut report, &mut stack, &bar);
+        let mut stack = vec![(root, self.root.clone(), Some(PathBuf::from("/")))];
+        while let Some((fd, dir, plain)) = stack.pop() {
+            self.check_dir(&fd, &dir, plain.as_deref(), &mut report, &mut stack, &bar);
         }
         bar.finish_and_clear();
         report
@@ -106,10 +153,11 @@ impl Checker {
 
     fn check_dir(
         &self,
+        fd: &OwnedFd,
         dir: &Path,
         plain: Option<&Path>,
         report: &mut Report,
-        stack: &mut Vec<(PathBuf, Option<PathBuf>)>,
+        stack: &mut Vec<(OwnedFd, PathBuf, Option<PathBuf>)>,
         bar: &ProgressBar,
     ) {
         let mut found = Vec::new();
@@ -121,8 +169,8 @@ impl Checker {
                 garbage,
             })
         };
-        let entries: Vec<OsString> = match fs::read_dir(dir) {
-            Ok(rd) => rd.flatten().map(|e| e.file_name()).collect(),
+        let listed = match list_dir(fd) {
+            Ok(l) => l,
             Err(e) => {
                 problem(
                     dir.to_path_buf(),
@@ -134,7 +182,8 @@ impl Checker {
                 return;
             }
         };
-        let iv = self.diriv(dir).map_err(|what| {
+        let names: Vec<OsString> = listed.iter().map(|(n, _)| n.clone()).collect();
+        let iv = self.diriv(fd).map_err(|what| {
             let what = format!("{what}; no name in this directory can be decrypted");
             problem(
                 dir.join(DIRIV_NAME),
@@ -144,7 +193,7 @@ impl Checker {
             )
         });
         let at_root = dir == self.root;
-        for raw in &entries {
+        for (raw, _) in &listed {
             bar.inc(1);
             report.entries += 1;
             let path = dir.join(raw);
@@ -155,7 +204,7 @@ impl Checker {
             if entry == DIRIV_NAME || (at_root && entry == CONFIG_NAME) {
                 continue;
             }
-            if let Some(what) = self.internal(dir, entry, at_root, &entries) {
+            if let Some(what) = self.internal(fd, entry, at_root, &names) {
                 let garbage = what.1;
                 if !what.0.is_empty() {
                     problem(path, None, what.0, garbage);
@@ -163,7 +212,7 @@ impl Checker {
                 continue;
             }
             let Ok(iv) = iv else { continue };
-            let name = match self.encoded(dir, entry).and_then(|enc| {
+            let name = match self.encoded(fd, entry).and_then(|enc| {
                 self.names
                     .decrypt(&enc, &iv)
                     .map_err(|e| format!("name does not decrypt: {e}"))
@@ -174,41 +223,50 @@ impl Checker {
                     continue;
                 }
             };
-            let plain_path = plain.map(|p| p.join(std::ffi::OsStr::from_bytes(&name)));
-            match fs::symlink_metadata(&path) {
-                Err(e) => problem(path, plain_path, format!("cannot stat: {e}"), false),
-                Ok(m) if m.is_dir() => stack.push((path, plain_path)),
-                Ok(m) if m.is_file() => {
-                    if let Err(what) = check_file(&path, m.len()) {
+            let plain_path = plain.map(|p| p.join(OsStr::from_bytes(&name)));
+            let st = match statat(fd, entry, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(e) => {
+                    problem(path, plain_path, format!("cannot stat: {e}"), false);
+                    continue;
+                }
+            };
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => match subdir(fd, raw) {
+                    Ok(sub) => stack.push((sub, path, plain_path)),
+                    Err(e) => problem(path, plain_path, format!("cannot open: {e}"), false),
+                },
+                FileType::RegularFile => {
+                    if let Err(what) = check_file(fd, entry, st.st_size as u64) {
                         problem(path, plain_path, what, false);
                     }
                 }
-                Ok(m) if m.file_type().is_symlink() => {
-                    if let Err(what) = self.check_symlink(&path) {
+                FileType::Symlink => {
+                    if let Err(what) = self.check_symlink(fd, entry) {
                         problem(path, plain_path, what, false);
                     }
                 }
-                Ok(_) => {}
+                _ => {}
             }
         }
         report.problems.append(&mut found);
     }
 
-    fn diriv(&self, dir: &Path) -> Result<[u8; DIRIV_LEN], String> {
+    fn diriv(&self, dir: &OwnedFd) -> Result<[u8; DIRIV_LEN], String> {
         if self.plaintext_names {
             return Ok([0; DIRIV_LEN]);
         }
-        let b =
-            fs::read(dir.join(DIRIV_NAME)).map_err(|e| format!("missing or unreadable ({e})"))?;
-        b.try_into()
-            .map_err(|b: Vec<u8>| format!("is {} bytes, not {DIRIV_LEN}", b.len()))
+        untrusted::read_exact::<DIRIV_LEN>(dir, DIRIV_NAME).map_err(|e| match e.errno() {
+            libc::ENOENT => "missing".to_string(),
+            _ => e.to_string(),
+        })
     }
 
     /// For cipherfs's own names: what to report (empty: nothing) and whether
     /// it is garbage; `None` for an ordinary entry.
     fn internal(
         &self,
-        dir: &Path,
+        dir: &OwnedFd,
         entry: &str,
         at_root: bool,
         entries: &[OsString],
@@ -228,8 +286,12 @@ impl Checker {
         }
         if entry.starts_with(MKDIR_TMP_PREFIX) {
             // Garbage only if it holds nothing a user could have put there.
-            let only_iv = fs::read_dir(dir.join(entry))
-                .map(|rd| rd.flatten().all(|e| e.file_name() == DIRIV_NAME))
+            let only_iv = subdir(dir, OsStr::new(entry))
+                .and_then(|d| list_dir(&d))
+                .map(|l| {
+                    l.iter()
+                        .all(|(n, ft)| n == DIRIV_NAME && *ft == FileType::RegularFile)
+                })
                 .unwrap_or(false);
             return Some(if only_iv {
                 ("temporary directory of an interrupted mkdir".into(), true)
@@ -253,22 +315,27 @@ impl Checker {
     }
 
     /// The encoded name behind an entry: itself, or its long-name companion.
-    fn encoded(&self, dir: &Path, entry: &str) -> Result<String, String> {
+    fn encoded(&self, dir: &OwnedFd, entry: &str) -> Result<String, String> {
         if self.plaintext_names || !entry.starts_with(LONGNAME_PREFIX) {
             return Ok(entry.to_string());
         }
-        let companion =
-            fs::File::open(dir.join(format!("{entry}{LONGNAME_SUFFIX}"))).map_err(|e| {
-                format!("long name without its {LONGNAME_SUFFIX} companion ({e}); its name is lost")
-            })?;
-        read_long_name(companion, entry)
+        let companion = format!("{entry}{LONGNAME_SUFFIX}");
+        let full = untrusted::read_bounded(dir, companion.as_str(), LONGNAME_MAX).map_err(|e| {
+            if e.errno() == libc::ENOENT {
+                format!("long name without its {LONGNAME_SUFFIX} companion; its name is lost")
+            } else {
+                format!("its {LONGNAME_SUFFIX} companion {e}; its name is lost")
+            }
+        })?;
+        parse_long_name(&full, entry)
     }
 
-    fn check_symlink(&self, path: &Path) -> Result<(), String> {
-        let target = fs::read_link(path).map_err(|e| format!("unreadable symlink: {e}"))?;
+    fn check_symlink(&self, dir: &OwnedFd, entry: &str) -> Result<(), String> {
+        let target = rustix::fs::readlinkat(dir, entry, Vec::new())
+            .map_err(|e| format!("unreadable symlink: {e}"))?;
         if !self.plaintext_names {
             self.names
-                .decrypt_target(target.as_os_str().as_bytes())
+                .decrypt_target(target.as_bytes())
                 .map_err(|e| format!("symlink target does not decrypt: {e}"))?;
         }
         Ok(())
@@ -276,16 +343,45 @@ impl Checker {
 }
 
 /// A regular file's size and header; contents are not authenticated.
-fn check_file(path: &Path, len: u64) -> Result<(), String> {
+fn check_file(dir: &OwnedFd, entry: &str, len: u64) -> Result<(), String> {
     plain_size(len).map_err(|e| e.to_string())?;
     if len < HEADER_LEN as u64 {
         return Ok(());
     }
     let mut hb = [0u8; HEADER_LEN];
-    fs::File::open(path)
+    untrusted::open_regular(dir, entry)
+        .map_err(std::io::Error::from)
         .and_then(|mut f| f.read_exact(&mut hb))
         .map_err(|e| format!("cannot read the file header: {e}"))?;
     FileHeader::parse(&hb).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The directory holding `path` (a path below `root`), reached from `root`
+/// one component at a time without following a link, and the last name.
+fn parent_of(root: &Path, path: &Path) -> Option<(OwnedFd, OsString)> {
+    let rel = path.strip_prefix(root).ok()?;
+    let name = rel.file_name()?.to_os_string();
+    let mut fd = subdir(&untrusted::open_dir(root).ok()?, OsStr::new(".")).ok()?;
+    for part in rel.parent()?.components() {
+        fd = subdir(&fd, part.as_os_str()).ok()?;
+    }
+    Some((fd, name))
+}
+
+/// Removes one piece of garbage: a file, or a directory holding nothing
+/// but its IV, never following a link.
+fn remove(root: &Path, path: &Path) -> std::io::Result<()> {
+    let (dir, name) = parent_of(root, path)
+        .ok_or_else(|| std::io::Error::other("its directory cannot be opened"))?;
+    let st = statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let sub = subdir(&dir, &name)?;
+        let _ = rustix::fs::unlinkat(&sub, DIRIV_NAME, AtFlags::empty());
+        rustix::fs::unlinkat(&dir, &name, AtFlags::REMOVEDIR)?;
+    } else {
+        rustix::fs::unlinkat(&dir, &name, AtFlags::empty())?;
+    }
     Ok(())
 }
 
@@ -294,12 +390,7 @@ fn check_file(path: &Path, len: u64) -> Result<(), String> {
 pub fn repair(report: &Report) -> usize {
     let mut failed = 0;
     for p in report.problems.iter().filter(|p| p.garbage) {
-        let r = if p.path.is_dir() {
-            fs::remove_dir_all(&p.path)
-        } else {
-            fs::remove_file(&p.path)
-        };
-        match r {
+        match remove(&report.root, &p.path) {
             Ok(()) => println!("removed {}", p.path.display()),
             Err(e) => {
                 println!("could not remove {}: {e}", p.path.display());

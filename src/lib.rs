@@ -20,3 +20,4 @@ pub mod names;
 pub mod password;
 pub mod skcipher;
 pub mod speed;
+pub mod untrusted;

@@ -3,6 +3,13 @@
 //! detached. Every line of a mount carries its mount point; lines about a
 //! file name it by its cipher path (`CipherFs::describe`), never by its
 //! plaintext name, and no line ever carries key material.
+//!
+//! Other crates log too, and not by those rules: fuser's debug log shows
+//! every request with its names (`LOOKUP name "plan.txt"`), and its
+//! warnings can quote a request. So only cipherfs's own lines pass as they
+//! are, at any level and whatever RUST_LOG says; another crate's warning or
+//! error becomes a line saying one was withheld, and its lower levels are
+//! dropped, unless the mount was asked for `--debug-names`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +23,70 @@ static LABEL: OnceLock<String> = OnceLock::new();
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// The last line could not be handed over even after waiting.
 static STALLED: AtomicBool = AtomicBool::new(false);
+/// `--debug-names`: other crates' lines pass as they are.
+static DEPENDENCY_LINES: AtomicBool = AtomicBool::new(false);
+
+/// Lets other crates' log lines through unchanged (`--debug-names`): they
+/// may carry plaintext names.
+pub fn show_dependency_lines(on: bool) {
+    DEPENDENCY_LINES.store(on, Ordering::Relaxed);
+}
+
+/// What may be logged of `record`: itself (cipherfs's own lines, or any
+/// line with `--debug-names`), a notice in its place, or nothing.
+fn screen(record: &Record<'_>) -> Option<Option<String>> {
+    let target = record.target();
+    if target == "cipherfs"
+        || target.starts_with("cipherfs::")
+        || DEPENDENCY_LINES.load(Ordering::Relaxed)
+    {
+        return Some(None);
+    }
+    if record.level() > log::Level::Warn {
+        return None;
+    }
+    let krate = target.split("::").next().unwrap_or(target);
+    Some(Some(format!(
+        "{krate} logged a{} {}; its text is withheld because it may name files \
+         (mount with --debug-names to see such lines)",
+        if record.level() == log::Level::Error {
+            "n"
+        } else {
+            ""
+        },
+        record.level().as_str().to_lowercase()
+    )))
+}
+
+/// A logger that shows only what `screen` lets through.
+struct Screened<L>(L);
+
+impl<L: Log> Log for Screened<L> {
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        self.0.enabled(m)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.0.enabled(record.metadata()) {
+            return;
+        }
+        match screen(record) {
+            None => {}
+            Some(None) => self.0.log(record),
+            Some(Some(notice)) => self.0.log(
+                &Record::builder()
+                    .args(format_args!("{notice}"))
+                    .level(record.level())
+                    .target("cipherfs")
+                    .build(),
+            ),
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush()
+    }
+}
 
 /// Names the mount in every later log line.
 pub fn set_label(label: &str) {
@@ -27,18 +98,23 @@ fn prefix() -> String {
 }
 
 pub fn init_stderr(level: LevelFilter) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level.as_str()))
-        .format(|buf, record| {
-            let ts = buf.timestamp_seconds();
-            writeln!(
-                buf,
-                "[{ts} {}] {}{}",
-                record.level(),
-                prefix(),
-                record.args()
-            )
-        })
-        .init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level.as_str()))
+            .format(|buf, record| {
+                let ts = buf.timestamp_seconds();
+                writeln!(
+                    buf,
+                    "[{ts} {}] {}{}",
+                    record.level(),
+                    prefix(),
+                    record.args()
+                )
+            })
+            .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(Screened(logger))).is_ok() {
+        log::set_max_level(max);
+    }
 }
 
 struct Syslog(Mutex<Logger<LoggerBackend, Formatter3164>>);
@@ -117,7 +193,8 @@ pub fn init_syslog(level: LevelFilter) -> Result<(), String> {
             .map_err(|e| format!("syslog socket: {e}"))?,
         _ => {}
     }
-    log::set_boxed_logger(Box::new(Syslog(Mutex::new(logger)))).map_err(|e| e.to_string())?;
+    log::set_boxed_logger(Box::new(Screened(Syslog(Mutex::new(logger)))))
+        .map_err(|e| e.to_string())?;
     log::set_max_level(level);
     Ok(())
 }

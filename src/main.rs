@@ -375,6 +375,9 @@ fn main() -> ExitCode {
     };
     let cli = Cli::parse_from(args);
     init_logging(&cli);
+    if let Err(e) = cipherfs::crypto::forbid_core_dumps() {
+        log::warn!("{e}; a crash could leave key material in a core dump");
+    }
     match run(&cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_CRYPTO),

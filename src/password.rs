@@ -24,36 +24,75 @@ fn strip_newline(mut v: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
     v
 }
 
-/// A password every user can read protects nothing; say so rather than use it.
-fn refuse_if_world_readable(path: &std::path::Path) -> Result<(), String> {
+/// The most a password file may hold; a longer one is refused, not read.
+const PASSWORD_MAX: usize = 64 * 1024;
+
+/// Reads a secret from `path` (a password or master key file): refused if
+/// any of the mode bits in `forbidden` are set (readable by others protects
+/// nothing), or if it holds more than `max` bytes. A pipe is fine
+/// (`--passfile <(pass show vault)`); it is the user's file, not the
+/// storage's. The buffer is sized once, so no partial copy is freed unwiped.
+pub fn read_private_file(
+    path: &std::path::Path,
+    what: &str,
+    max: usize,
+    forbidden: u32,
+) -> Result<Zeroizing<Vec<u8>>, String> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?
-        .permissions()
-        .mode();
-    if mode & 0o004 != 0 {
+    let f = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & forbidden != 0 {
+        let who = if mode & forbidden & 0o070 != 0 {
+            "its group or other users"
+        } else {
+            "every user"
+        };
         return Err(format!(
-            "the password file {} is readable by every user (mode {:o}); \
-             make it private first: chmod o-r {}",
+            "the {what} {} is readable by {who} (mode {:o}); make it private first: chmod {} {}",
             path.display(),
             mode & 0o7777,
+            if forbidden & 0o070 != 0 {
+                "go-rwx"
+            } else {
+                "o-r"
+            },
             path.display()
         ));
     }
-    Ok(())
+    let mut buf = Zeroizing::new(vec![0u8; max + 1]);
+    let mut len = 0;
+    let mut f = f;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read the {what} {}: {e}", path.display())),
+        }
+    }
+    if len > max {
+        return Err(format!(
+            "the {what} {} is longer than {max} bytes",
+            path.display()
+        ));
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// Reads a password; `confirm` asks twice on a terminal (init, passwd).
 pub fn read(source: &Source, what: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>, String> {
     let pw = match source {
-        Source::File(path) => {
-            refuse_if_world_readable(path)?;
-            let mut buf = Zeroizing::new(Vec::new());
-            std::fs::File::open(path)
-                .and_then(|mut f| f.read_to_end(&mut buf))
-                .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
-            strip_newline(buf)
-        }
+        Source::File(path) => strip_newline(read_private_file(
+            path,
+            "password file",
+            PASSWORD_MAX,
+            0o004,
+        )?),
         Source::Command(cmd) => {
             let out = Command::new("/bin/sh")
                 .arg("-c")

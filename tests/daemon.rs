@@ -136,11 +136,29 @@ fn mount_options_carry_what_the_flags_carry() {
     let key = m.master_key();
     m.unmount();
     let keyfile = m.root.join("key");
-    fs::write(
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    // A key file its group may read is refused, as a world-readable passfile is.
+    fs::write(&keyfile, &hex).unwrap();
+    fs::set_permissions(
         &keyfile,
-        key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
     )
     .unwrap();
+    let out = cipherfs(&[
+        "mount",
+        "--masterkey-file",
+        keyfile.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("readable by its group or other users"),
+        "{err}"
+    );
+    assert!(!m.is_mounted());
+    common::mount::write_private(&keyfile, &hex);
     let pidfile = m.root.join("pid");
     let opts = format!(
         "masterkey_file={},pidfile={},idle=1h,backend=soft,debug_names,ro,nofail",

@@ -131,3 +131,67 @@ fn a_stalled_syslog_never_holds_up_requests() {
     let line = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(line.contains("earlier lines dropped"), "{line}");
 }
+
+/// At -vv with RUST_LOG=trace, fuser would log every request with its
+/// names; only `--debug-names` lets such lines through. The control run
+/// with it proves the scan sees them when they are there.
+#[test]
+fn no_plaintext_name_reaches_the_log_at_any_verbosity() {
+    use std::process::{Command, Stdio};
+    let Some(m) = Mounted::new("vvnames", &[]) else {
+        return;
+    };
+    m.unmount();
+    for debug_names in [false, true] {
+        let log = m.root.join(format!("log-{debug_names}"));
+        let mut c = Command::new(common::mount::BIN);
+        c.args(["-vv", "mount", "-f", "--passfile"])
+            .arg(&m.passfile)
+            .arg(&m.cipher)
+            .arg(&m.plain);
+        if debug_names {
+            c.arg("--debug-names");
+        }
+        let mut daemon = c
+            .env("RUST_LOG", "trace")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        common::mount::wait_until("the mount", 20, || m.is_mounted());
+        let run = u8::from(debug_names);
+        let file = m.plain.join(format!("CANARY-file-name-{run}"));
+        let link = m.plain.join(format!("CANARY-link-{run}"));
+        fs::write(&file, b"x").unwrap();
+        std::os::unix::fs::symlink("CANARY-link-target", &link).unwrap();
+        rustix::fs::setxattr(
+            &file,
+            "user.CANARY-xattr",
+            b"v",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_link(&link).unwrap().to_str(),
+            Some("CANARY-link-target")
+        );
+        fs::read_dir(&m.plain).unwrap().for_each(drop);
+        fs::rename(&file, m.plain.join(format!("CANARY-renamed-{run}"))).unwrap();
+        m.unmount();
+        daemon.wait().unwrap();
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(text.lines().count() > 3, "-vv logged nothing: {text}");
+        if debug_names {
+            assert!(
+                text.contains("CANARY"),
+                "the control run shows no names:\n{text}"
+            );
+        } else {
+            let leaks: Vec<&str> = text.lines().filter(|l| l.contains("CANARY")).collect();
+            assert!(
+                leaks.is_empty(),
+                "plaintext names in the log at -vv: {leaks:#?}"
+            );
+        }
+    }
+}

@@ -24,7 +24,8 @@ pub fn load_config(cipherdir: &Path) -> Result<Config, Failure> {
         ));
     }
     let path = crate::config::path_in(cipherdir);
-    if !path.exists() {
+    // Not exists(): a dangling link there is a config that is unusable, not absent.
+    if std::fs::symlink_metadata(&path).is_err() {
         return Err(Failure::new(
             exitcode::CONFIG,
             format!("{}: no cipherfs.conf here; is this a cipher directory? (`cipherfs init` makes one)", cipherdir.display()),
@@ -36,12 +37,9 @@ pub fn load_config(cipherdir: &Path) -> Result<Config, Failure> {
 /// Parses a master key written as hex (as `info --show-masterkey` prints
 /// it), ignoring whitespace and dashes.
 pub fn parse_master_hex(text: &[u8]) -> Result<MasterKey, Failure> {
-    let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
-        text.iter()
-            .copied()
-            .filter(|c| c.is_ascii_hexdigit())
-            .collect(),
-    );
+    // Sized once: a Vec that grows frees its old buffers unwiped.
+    let mut digits = Zeroizing::new(Vec::with_capacity(text.len()));
+    digits.extend(text.iter().copied().filter(|c| c.is_ascii_hexdigit()));
     let junk = text
         .iter()
         .any(|c| !(c.is_ascii_hexdigit() || c.is_ascii_whitespace() || *c == b'-'));
@@ -52,23 +50,39 @@ pub fn parse_master_hex(text: &[u8]) -> Result<MasterKey, Failure> {
         ));
     }
     let mut bytes = Zeroizing::new([0u8; 64]);
-    for (i, pair) in digits.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).unwrap_or("00");
-        bytes[i] = u8::from_str_radix(s, 16).unwrap_or(0);
+    for (b, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
+        *b = (hex_value(pair[0]) << 4) | hex_value(pair[1]);
     }
     MasterKey::from_bytes(&*bytes).ok_or_else(|| Failure::new(exitcode::USAGE, "bad master key"))
 }
 
+fn hex_value(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// The key as hex in groups of 16 digits. Written digit by digit into one
+/// buffer sized up front: `format!` would leave each byte's two digits in
+/// a small freed allocation.
 pub fn master_hex(key: &MasterKey) -> Zeroizing<String> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = Zeroizing::new(String::with_capacity(160));
     for (i, b) in key.expose().iter().enumerate() {
         if i > 0 && i % 8 == 0 {
             s.push('-');
         }
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
 }
+
+/// The most a master key file may hold: the key in hex with any spacing.
+pub const MASTER_HEX_MAX: usize = 1024;
 
 /// Unlocks the master key with a password from `source`.
 pub fn unlock(config: &Config, source: &password::Source) -> Result<MasterKey, Failure> {

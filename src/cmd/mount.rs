@@ -109,20 +109,10 @@ fn master_key(
     match &opts.masterkey_file {
         Some(p) => {
             let text = if p.as_os_str() == "-" {
-                let mut s = Zeroizing::new(Vec::new());
-                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut s).map_err(|e| {
-                    Failure::new(
-                        exitcode::OTHER,
-                        format!("cannot read the master key from stdin: {e}"),
-                    )
-                })?;
-                s
+                read_key_pipe()?
             } else {
-                Zeroizing::new(
-                    std::fs::read(p).map_err(|e| {
-                        Failure::new(exitcode::OTHER, format!("{}: {e}", p.display()))
-                    })?,
-                )
+                password::read_private_file(p, "master key file", super::MASTER_HEX_MAX, 0o077)
+                    .map_err(|e| Failure::new(exitcode::USAGE, e))?
             };
             parse_master_hex(&text)
         }
@@ -131,6 +121,35 @@ fn master_key(
             unlock(config, &opts.password)
         }
     }
+}
+
+/// The key in hex on standard input (from the parent `mount`, or a user's
+/// pipe): read straight from descriptor 0 into one buffer of fixed size,
+/// so no growing or library-buffered copy of it is left in freed memory.
+fn read_key_pipe() -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let mut buf = Zeroizing::new(vec![0u8; super::MASTER_HEX_MAX]);
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(std::io::stdin(), &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(Failure::new(
+                    exitcode::OTHER,
+                    format!("cannot read the master key from stdin: {e}"),
+                ))
+            }
+        }
+    }
+    if len == buf.len() {
+        return Err(Failure::new(
+            exitcode::USAGE,
+            "the master key on stdin is too long (128 hex digits are expected)",
+        ));
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 pub fn run(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
@@ -145,6 +164,7 @@ pub fn run(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(
 
 fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
     crate::logging::set_label(&mountpoint.display().to_string());
+    crate::logging::show_dependency_lines(opts.debug_names);
     check_mountpoint(mountpoint, opts)?;
     let config = load_config(cipherdir)?;
     let master = master_key(cipherdir, opts, &config)?;

@@ -26,6 +26,12 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
+    #[error("{}: {source}", path.display())]
+    Unusable {
+        path: PathBuf,
+        #[source]
+        source: crate::untrusted::UntrustedError,
+    },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
 }

@@ -31,6 +31,8 @@ pub const CONFIG_NAME: &str = "cipherfs.conf";
 /// Where `save` writes a new config before renaming it over the old one.
 pub const CONFIG_TMP_NAME: &str = ".cipherfs.conf.tmp";
 pub const FORMAT_VERSION: u32 = 1;
+/// The largest config cipherfs reads. `init` writes about 700 bytes.
+pub const CONFIG_MAX: usize = 64 * 1024;
 
 /// Feature flags this version understands. A config naming any other is
 /// refused: it was written by a newer cipherfs whose format we cannot honour.
@@ -262,13 +264,29 @@ impl Config {
         Ok(s)
     }
 
+    /// Reads the config through the one safe opener (no links, no FIFOs,
+    /// a regular file of at most CONFIG_MAX bytes) and validates it.
     pub fn load(cipherdir: &Path) -> Result<Self, ConfigError> {
+        use crate::untrusted::{self, UntrustedError};
         let path = path_in(cipherdir);
-        let text = fs::read_to_string(&path).map_err(|e| ConfigError::Io {
-            path: path.clone(),
-            source: e,
-        })?;
-        Self::parse(&text)
+        let bytes = untrusted::open_dir(cipherdir)
+            .and_then(|dir| untrusted::read_bounded(&dir, CONFIG_NAME, CONFIG_MAX))
+            .map_err(|e| match e {
+                UntrustedError::Os(errno) => ConfigError::Io {
+                    path: path.clone(),
+                    source: errno.into(),
+                },
+                source => ConfigError::Unusable {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        let in_path = |what: String| ConfigError::Parse(format!("{what} (in {})", path.display()));
+        let text = std::str::from_utf8(&bytes).map_err(|_| in_path("not UTF-8".into()))?;
+        Self::parse(text).map_err(|e| match e {
+            ConfigError::Parse(what) => in_path(what),
+            other => other,
+        })
     }
 
     /// Writes the config atomically (new file, fsync, rename, fsync dir), mode 0400.

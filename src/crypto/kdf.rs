@@ -1,6 +1,9 @@
 //! Argon2id over the password, with the parameters stored in the config.
 //! A floor refuses parameters edited down to make guessing cheap; a ceiling
 //! refuses ones that would exhaust the machine before the password is checked.
+//! The ceiling is exactly what `init` can write (`--kdf-memory-mib` up to
+//! 4096, `--kdf-iterations` up to 100, one lane), so every cipher directory
+//! cipherfs ever made still opens, and a planted config can ask for no more.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
@@ -28,9 +31,10 @@ impl KdfParams {
         iterations: 1,
         parallelism: 1,
     };
-    const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
-    const MAX_ITERATIONS: u32 = 100;
-    const MAX_PARALLELISM: u32 = 64;
+    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+    pub const MAX_ITERATIONS: u32 = 100;
+    /// `init` has only ever used one lane.
+    pub const MAX_PARALLELISM: u32 = 1;
 
     /// Why these parameters may not be used, if they may not.
     pub fn check(&self) -> Result<(), String> {
@@ -98,6 +102,17 @@ mod tests {
             ..KdfParams::DEFAULT
         };
         assert!(huge.check().unwrap_err().contains("exceed the maximum"));
+        let lanes = KdfParams {
+            parallelism: 2,
+            ..KdfParams::FLOOR
+        };
+        assert!(lanes.check().unwrap_err().contains("exceed the maximum"));
+        let most = KdfParams {
+            memory_kib: KdfParams::MAX_MEMORY_KIB,
+            iterations: KdfParams::MAX_ITERATIONS,
+            parallelism: 1,
+        };
+        assert!(most.check().is_ok());
         assert!(cheap.derive(b"pw", &[0; 16]).is_err());
     }
 

@@ -35,6 +35,39 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
     Ok(b)
 }
 
+/// Makes this process leave no core dump, so a crash cannot put key
+/// material on disk: RLIMIT_CORE 0, and not dumpable (PR_SET_DUMPABLE 0),
+/// which also covers a core_pattern pipe such as systemd-coredump and
+/// keeps other processes of the same user from ptrace-attaching. Done
+/// first thing, before any password or key is read.
+pub fn forbid_core_dumps() -> Result<(), String> {
+    use rustix::process::{setrlimit, DumpableBehavior, Resource, Rlimit};
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    setrlimit(Resource::Core, none).map_err(|e| format!("cannot set RLIMIT_CORE to 0: {e}"))?;
+    rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .map_err(|e| format!("cannot make the process non-dumpable: {e}"))
+}
+
+/// Marks the page at `page` MADV_DONTDUMP, so that even a core made in
+/// spite of `forbid_core_dumps` (suid_dumpable = 2) leaves the key out.
+#[allow(unsafe_code)]
+fn exclude_from_core_dumps(page: &KeyPage) {
+    let ptr = std::ptr::from_ref(page).cast_mut().cast::<libc::c_void>();
+    // SAFETY: `page` is a live, page-aligned allocation of exactly one page
+    // (KeyPage is align(4096) and 4096 bytes); MADV_DONTDUMP changes only
+    // what a core dump includes, never the memory's contents or mapping.
+    let rc = unsafe { libc::madvise(ptr, std::mem::size_of::<KeyPage>(), libc::MADV_DONTDUMP) };
+    if rc != 0 {
+        log::warn!(
+            "cannot exclude the master key from core dumps: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// The master key. No `Clone`, no `Debug` output of the bytes. It lives in
 /// one heap allocation that never moves (so no stale copies are left behind
 /// by moves), locked into RAM so it is never swapped out, and wiped on drop.
@@ -52,6 +85,7 @@ struct KeyPage([u8; MASTER_KEY_LEN]);
 impl MasterKey {
     fn zeroed() -> Self {
         let bytes = Box::new(KeyPage([0u8; MASTER_KEY_LEN]));
+        exclude_from_core_dumps(&bytes);
         let locked = match region::lock(bytes.0.as_ptr(), MASTER_KEY_LEN) {
             Ok(guard) => Some(guard),
             Err(e) => {

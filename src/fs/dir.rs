@@ -3,7 +3,7 @@
 //! complete with its IV before it becomes visible.
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
@@ -14,9 +14,10 @@ use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
 use crate::crashpoint;
 use crate::names::{
-    is_internal, read_long_name, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX,
+    is_internal, parse_long_name, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_MAX, LONGNAME_PREFIX,
     LONGNAME_SUFFIX, MKDIR_TMP_PREFIX,
 };
+use crate::untrusted;
 
 /// One entry of a plaintext listing.
 #[derive(Clone, Debug)]
@@ -31,10 +32,6 @@ pub struct DirEntry {
 /// Entries, each with the offset of the one after it.
 type Listing = Vec<(u64, DirEntry)>;
 
-const RD: OFlags = OFlags::RDONLY
-    .union(OFlags::CLOEXEC)
-    .union(OFlags::NOFOLLOW);
-
 impl CipherFs {
     /// The directory's name IV, read from its `cipherfs.diriv` once.
     pub(super) fn diriv(&self, dir: &Node) -> FsResult<[u8; DIRIV_LEN]> {
@@ -44,21 +41,16 @@ impl CipherFs {
         if self.names.is_plaintext() {
             return Ok([0; DIRIV_LEN]);
         }
-        let mut iv = [0u8; DIRIV_LEN];
-        let read = openat(&dir.fd, DIRIV_NAME, RD, Mode::empty())
-            .map(std::fs::File::from)
-            .and_then(|mut f| {
-                f.read_exact(&mut iv).map_err(|e| {
-                    rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)
-                })
-            });
-        if let Err(e) = read {
-            log::warn!(
-                "{}: cannot read {DIRIV_NAME} ({e}); names in this directory cannot be used",
-                self.describe(dir)
-            );
-            return Err(FsError::EIO);
-        }
+        let iv = match untrusted::read_exact::<DIRIV_LEN>(&dir.fd, DIRIV_NAME) {
+            Ok(iv) => iv,
+            Err(e) => {
+                log::warn!(
+                    "{}/{DIRIV_NAME}: {e}; names in this directory cannot be used",
+                    self.describe(dir)
+                );
+                return Err(FsError::EIO);
+            }
+        };
         Ok(*dir.diriv.get_or_init(|| iv))
     }
 
@@ -71,18 +63,12 @@ impl CipherFs {
     /// Writes a long name's companion file before its entry is created.
     pub(super) fn write_companion(&self, dir: &Node, stored: &StoredName) -> FsResult<()> {
         if let StoredName::Long { short, full } = stored {
-            let flags = OFlags::WRONLY
-                | OFlags::CREATE
-                | OFlags::TRUNC
-                | OFlags::CLOEXEC
-                | OFlags::NOFOLLOW;
-            let fd = openat(
-                &dir.fd,
-                format!("{short}{LONGNAME_SUFFIX}"),
-                flags,
-                Mode::from_raw_mode(0o400),
-            )?;
-            let mut f = std::fs::File::from(fd);
+            let companion = format!("{short}{LONGNAME_SUFFIX}");
+            let mut f =
+                untrusted::create_regular(&dir.fd, companion.as_str(), 0o400).map_err(|e| {
+                    log::warn!("{}/{companion}: {e}", self.describe(dir));
+                    FsError(e.errno())
+                })?;
             f.write_all(full.as_bytes())?;
             f.sync_all()?;
             crashpoint::at("longname-wrote-companion");
@@ -107,14 +93,10 @@ impl CipherFs {
         if !entry.starts_with(LONGNAME_PREFIX) {
             return Ok(entry.to_string());
         }
-        let companion = openat(
-            &dir.fd,
-            format!("{entry}{LONGNAME_SUFFIX}"),
-            RD,
-            Mode::empty(),
-        )
-        .map_err(|e| format!("long name without its {LONGNAME_SUFFIX} companion ({e})"))?;
-        read_long_name(std::fs::File::from(companion), entry)
+        let companion = format!("{entry}{LONGNAME_SUFFIX}");
+        let full = untrusted::read_bounded(&dir.fd, companion.as_str(), LONGNAME_MAX)
+            .map_err(|e| format!("its {LONGNAME_SUFFIX} companion {e}"))?;
+        parse_long_name(&full, entry)
     }
 
     /// The plaintext listing of `dir`. Entries whose names do not decrypt are
@@ -277,7 +259,7 @@ impl CipherFs {
                 let dfd = openat(
                     &parent.fd,
                     tmp.as_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )?;
                 write_diriv(&dfd)?;

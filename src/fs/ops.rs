@@ -3,7 +3,6 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
@@ -17,7 +16,8 @@ use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
 use crate::content::offsets::c_sector_offset;
-use crate::names::{StoredName, DIRIV_NAME};
+use crate::names::{StoredName, DIRIV_LEN, DIRIV_NAME};
+use crate::untrusted;
 
 /// A time to set, as FUSE gives it.
 #[derive(Clone, Copy, Debug)]
@@ -366,15 +366,10 @@ impl CipherFs {
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
-            let mut iv = Vec::new();
-            if let Ok(fd) = openat(
-                &dfd,
-                DIRIV_NAME,
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                File::from(fd).read_to_end(&mut iv)?;
-            }
+            // Only an IV that reads as one (a regular file of exactly 16
+            // bytes) is kept to be put back; whatever else stands under
+            // that name is not cipherfs's, and is never copied anywhere.
+            let iv = untrusted::read_exact::<DIRIV_LEN>(&dfd, DIRIV_NAME).ok();
             let visible = rustix::fs::Dir::read_from(&dfd)?
                 .filter_map(Result::ok)
                 .any(|e| !matches!(e.file_name().to_bytes(), b"." | b".." | b"cipherfs.diriv"));
@@ -384,7 +379,7 @@ impl CipherFs {
             let _ = rustix::fs::unlinkat(&dfd, DIRIV_NAME, AtFlags::empty());
             if let Err(e) = rustix::fs::unlinkat(&parent.fd, entry, AtFlags::REMOVEDIR) {
                 // Something appeared meanwhile: put the same IV back.
-                if iv.len() == 16 {
+                if let Some(iv) = iv {
                     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
                     if let Ok(fd) = openat(&dfd, DIRIV_NAME, flags, Mode::from_raw_mode(0o444)) {
                         let _ = std::io::Write::write_all(&mut File::from(fd), &iv);

@@ -94,20 +94,22 @@ pub fn is_internal(entry: &str) -> bool {
 /// its IV inside (`fs::dir`); hidden, and garbage if a crash leaves it.
 pub const MKDIR_TMP_PREFIX: &str = ".cipherfs.mkdir.";
 
-/// The full encoded name in a long name's companion `file`, checked against
-/// the hash in its `entry` name. Errors say what is wrong with the companion.
-pub fn read_long_name(file: impl std::io::Read, entry: &str) -> Result<String, String> {
-    use std::io::Read;
-    let mut full = String::new();
-    file.take(4096)
-        .read_to_string(&mut full)
-        .map_err(|e| format!("unreadable {LONGNAME_SUFFIX} companion ({e})"))?;
-    if long_entry(&full) != entry {
+/// The longest companion cipherfs writes: the encoded form of a name of
+/// NAME_MAX bytes, padded to 256 and base64url-encoded (342 bytes).
+pub const LONGNAME_MAX: usize = (NAME_MAX.div_ceil(16) * 16 * 4).div_ceil(3);
+
+/// The full encoded name in a long name's companion (its bytes, read with
+/// the bound LONGNAME_MAX), checked against the hash in its `entry` name.
+/// Errors say what is wrong with the companion.
+pub fn parse_long_name(full: &[u8], entry: &str) -> Result<String, String> {
+    let full = std::str::from_utf8(full)
+        .map_err(|_| format!("{LONGNAME_SUFFIX} companion is not UTF-8"))?;
+    if long_entry(full) != entry {
         return Err(format!(
             "{LONGNAME_SUFFIX} companion does not match the entry's hash"
         ));
     }
-    Ok(full)
+    Ok(full.to_string())
 }
 
 /// The entry name for a long encoded name.
