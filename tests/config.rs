@@ -1,11 +1,15 @@
 //! cipherfs.conf: round trip, wrong password, tampering, refusal of what this
 //! version cannot honour, atomic save with mode 0400.
 
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
 use cipherfs::config::{Config, ConfigError, NameMode, NewConfig, CONFIG_NAME};
 use cipherfs::crypto::kdf::KdfParams;
 use cipherfs::crypto::MasterKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cipherfs");
 
 fn test_config() -> NewConfig {
     NewConfig {
@@ -156,4 +160,87 @@ fn save_is_mode_0400_and_rewrap_uses_a_fresh_salt() {
     assert_eq!(after.unlock(b"new").unwrap().expose(), master.expose());
     assert!(!dir.join(".cipherfs.conf.tmp").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A planted config asking for the most expensive KDF Argon2id allows is
+/// refused before any KDF work: under a 1 GiB address-space limit, a KDF
+/// that started would fail to allocate its 4 GiB instead of exiting 11.
+#[test]
+fn a_planted_config_is_refused_before_any_kdf_work() {
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let root = std::env::temp_dir().join(format!("cipherfs-kdfcap-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    let _scratch = Scratch(root.clone());
+    let (c, p) = (root.join("c"), root.join("p"));
+    fs::create_dir_all(&c).unwrap();
+    fs::create_dir_all(&p).unwrap();
+    let pw = root.join("pw");
+    fs::write(&pw, "pw\n").unwrap();
+    fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let init = Command::new(BIN)
+        .args([
+            "init",
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+            "--passfile",
+        ])
+        .arg(&pw)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let conf = c.join("cipherfs.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    for (edit, why) in [
+        ("\"parallelism\": 64", "64 lanes (init writes 1)"),
+        ("\"parallelism\": 2", "2 lanes"),
+    ] {
+        let planted = text
+            .replacen("\"memory_kib\": 1024", "\"memory_kib\": 4194304", 1)
+            .replacen("\"iterations\": 1", "\"iterations\": 100", 1)
+            .replacen("\"parallelism\": 1", edit, 1);
+        assert_ne!(planted, text);
+        fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&conf, &planted).unwrap();
+        for cmd in [
+            format!(
+                "exec {BIN} mount --passfile {} {} {}",
+                pw.display(),
+                c.display(),
+                p.display()
+            ),
+            format!(
+                "exec {BIN} fsck --passfile {} {}",
+                pw.display(),
+                c.display()
+            ),
+            format!(
+                "exec {BIN} passwd --passfile {} --new-passfile {} {}",
+                pw.display(),
+                pw.display(),
+                c.display()
+            ),
+        ] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("ulimit -v 1048576; {cmd}"))
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(11), "{why}: {cmd}: {err}");
+            assert!(err.contains("exceed the maximum"), "{why}: {err}");
+        }
+    }
+    fs::write(&conf, &text).unwrap();
 }

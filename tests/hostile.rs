@@ -181,6 +181,30 @@ fn affected(p: Position) -> &'static [&'static str] {
     }
 }
 
+/// A command on a plaintext entry that must fail with EIO in this cell,
+/// where one is certain: the damaged IV takes the names under it, and an
+/// entry that cannot be cipherfs's (a directory without an IV, a link whose
+/// target is not encrypted, a header of zeros) is not shown as anything else.
+fn must_fail_with_eio(
+    pos: Position,
+    sub: Substitute,
+) -> Option<(&'static [&'static str], &'static str)> {
+    use Substitute::*;
+    match (pos, sub) {
+        (Position::RootDiriv, _) => Some((&["cat"], "other.txt")),
+        (Position::SubdirDiriv, _) => Some((&["cat"], "d/inner.txt")),
+        (Position::Content, LinkToSecret | LinkToDevZero | Sparse1GiB) => {
+            Some((&["cat"], "file.txt"))
+        }
+        (Position::Content, Directory) => Some((&["ls"], "file.txt")),
+        (Position::Symlink, LinkToSecret | LinkToDevZero) => Some((&["readlink", "-v"], "link")),
+        (Position::Symlink, Directory) => Some((&["ls"], "link")),
+        (Position::DirEntry, Directory) => Some((&["ls"], "e")),
+        (Position::DirEntry, LinkToSecret | LinkToDevZero) => Some((&["readlink", "-v"], "e")),
+        _ => None,
+    }
+}
+
 /// Replaces `path` with `sub`, built from `original` (the bytes that were
 /// there: a file's contents or a symlink's target).
 fn plant(path: &Path, sub: Substitute, original: &[u8], secret: &Path) {
@@ -414,7 +438,7 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
 
     let log = dir.join("daemon.log");
     let pidfile = dir.join("pid");
-    let mut daemon = Command::new(BIN)
+    let daemon = Command::new(BIN)
         .args(["mount", "-f", "--allow-other", "--pidfile"])
         .arg(&pidfile)
         .arg("--passfile")
@@ -426,6 +450,20 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
         .stderr(fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    // However the cell ends, its mount and daemon do not outlive it.
+    // (Child::kill does nothing to a child already waited for.)
+    struct Cleanup(PathBuf, std::process::Child);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if is_mounted(&self.0) {
+                let _ = Command::new("fusermount3").arg("-uz").arg(&self.0).status();
+            }
+            let _ = self.1.kill();
+            let _ = self.1.wait();
+        }
+    }
+    let mut guard = Cleanup(p.clone(), daemon);
+    let daemon = &mut guard.1;
     let start = Instant::now();
     let mounted = loop {
         if is_mounted(&p) && pidfile.exists() {
@@ -445,7 +483,10 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
             );
             break false;
         }
-        assert!(start.elapsed() < WATCHDOG, "{name}: the mount hung");
+        if start.elapsed() > WATCHDOG {
+            let _ = daemon.kill();
+            panic!("{name}: the mount hung");
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut plaintext_seen = Vec::new();
@@ -478,6 +519,21 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
                 let o = watched(&name, "cat", Command::new("cat").arg(p.join(e)), d);
                 plaintext_seen.extend(o.stdout);
             }
+        }
+        // The bad entry gives EIO where nothing else could be meant.
+        if let Some((tool, entry)) = must_fail_with_eio(pos, sub) {
+            let o = watched(
+                &name,
+                tool[0],
+                Command::new(tool[0]).args(&tool[1..]).arg(p.join(entry)),
+                d,
+            );
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                !o.status.success() && err.contains("Input/output error"),
+                "{name}: `{} {entry}` should fail with EIO: {err}",
+                tool.join(" ")
+            );
         }
         watched(&name, "rmdir", Command::new("rmdir").arg(p.join("e")), d);
         watched(&name, "rmdir", Command::new("rmdir").arg(p.join("d")), d);

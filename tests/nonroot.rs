@@ -145,6 +145,35 @@ fn an_ordinary_user_mounts_and_unmounts_their_own_directory() {
         String::from_utf8_lossy(&io.stderr)
     );
     assert!(String::from_utf8_lossy(&io.stdout).starts_with("hello"));
+    // The user's daemon is not dumpable: the kernel then gives its /proc
+    // files to root, so not even its own user can read its memory, attach
+    // a debugger or have a core of it written.
+    let pgrep = Command::new("pgrep")
+        .args(["-u", USER, "-x", "cipherfs"])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&pgrep.stdout).trim().to_string();
+    assert!(
+        !pid.is_empty() && !pid.contains('\n'),
+        "daemon pid: {pid:?}"
+    );
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        !uid_line.contains("\t0\t"),
+        "the daemon runs as root? {uid_line}"
+    );
+    let mem_owner =
+        std::os::unix::fs::MetadataExt::uid(&fs::metadata(format!("/proc/{pid}/mem")).unwrap());
+    assert_eq!(
+        mem_owner, 0,
+        "the daemon is dumpable: /proc/{pid}/mem belongs to its user"
+    );
+    let peek = as_user(&format!("head -c 1 /proc/{pid}/environ"));
+    assert!(
+        !peek.status.success(),
+        "the user read the daemon's /proc/{pid}/environ"
+    );
     // Backing trouble reaches the user as such: a backing file the daemon's
     // user may not open gives EACCES, not EIO, and the daemon stays up.
     let backing = fs::read_dir(root.join("c"))
