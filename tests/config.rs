@@ -167,6 +167,11 @@ fn save_is_mode_0400_and_rewrap_uses_a_fresh_salt() {
 /// that started would fail to allocate its 4 GiB instead of exiting 11.
 #[test]
 fn a_planted_config_is_refused_before_any_kdf_work() {
+    if !std::path::Path::new(BIN).exists() {
+        // As in the VM, where only the test binaries are copied.
+        eprintln!("SKIP kdf ceiling: the cipherfs binary is not at {BIN}");
+        return;
+    }
     struct Scratch(std::path::PathBuf);
     impl Drop for Scratch {
         fn drop(&mut self) {

@@ -195,3 +195,67 @@ fn no_plaintext_name_reaches_the_log_at_any_verbosity() {
         }
     }
 }
+
+/// The same for the usual detached daemon, whose log goes to syslog.
+#[test]
+fn the_detached_daemon_at_vv_sends_no_plaintext_name_to_syslog() {
+    let Some(m) = Mounted::new("vvsyslog", &[]) else {
+        return;
+    };
+    m.unmount();
+    let sock_path = m.root.join("log.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // Read as the daemon writes: a full socket queue would drop lines.
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut buf = [0u8; 8192];
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = line.contains("was unmounted");
+                lines.push(line);
+                if done {
+                    break;
+                }
+            }
+        }
+        lines
+    });
+    let out = std::process::Command::new(common::mount::BIN)
+        .args(["-vv", "mount", "--passfile"])
+        .arg(&m.passfile)
+        .arg(&m.cipher)
+        .arg(&m.plain)
+        .env("CIPHERFS_SYSLOG_SOCKET", &sock_path)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = m.plain.join("CANARY-detached");
+    fs::write(&file, b"x").unwrap();
+    std::os::unix::fs::symlink("CANARY-target", m.plain.join("CANARY-l")).unwrap();
+    fs::read_dir(&m.plain).unwrap().for_each(drop);
+    fs::remove_file(&file).unwrap();
+    m.unmount();
+    let lines = reader.join().unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("<31>")),
+        "no debug lines reached syslog at -vv: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("lines dropped")),
+        "the test lost lines, so it proves nothing: {lines:#?}"
+    );
+    let leaks: Vec<&String> = lines.iter().filter(|l| l.contains("CANARY")).collect();
+    assert!(
+        leaks.is_empty(),
+        "plaintext names sent to syslog: {leaks:#?}"
+    );
+}
