@@ -17,7 +17,7 @@ Get started: `cipherfs init DIR`, then `cipherfs mount DIR MOUNTPOINT`.\n\n\
 See cipherfs(1)."
 )]
 pub struct Cli {
-    /// More log output (repeat for more); RUST_LOG overrides.
+    /// More log output (repeat for more); RUST_LOG overrides. Never plaintext names: other libraries' lines are withheld unless --debug-names.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -85,7 +85,7 @@ pub enum Command {
         /// Mount options, comma-separated: ro, rw, allow_other, backend=, passfile=, noxattr, and FUSE options passed through.
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,
-        /// Mount with the raw master key (hex, as `info --show-masterkey` prints it) from FILE, or stdin for -.
+        /// Mount with the raw master key (hex, as `info --show-masterkey` prints it) from FILE, or stdin for -. FILE must not be readable by its group or others.
         #[arg(long, value_name = "FILE")]
         masterkey_file: Option<PathBuf>,
         #[command(flatten)]
@@ -93,7 +93,7 @@ pub enum Command {
         /// Unmount after DURATION without use (e.g. 90s, 10m, 1h; plain numbers are seconds).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         idle: Option<std::time::Duration>,
-        /// Also name files by their plaintext names in the log (for debugging; off by default).
+        /// Also name files by their plaintext names in the log, and let the FUSE library's own lines (which quote names) through (for debugging; off by default).
         #[arg(long)]
         debug_names: bool,
         /// No extended attributes at all (ENOTSUP); by default user.* is offered, encrypted. Saves a request per file in untar.

@@ -298,9 +298,12 @@ impl Config {
             move |e| ConfigError::Io { path: p, source: e }
         };
         let _ = fs::remove_file(&tmp);
+        // create_new is O_EXCL: a link planted under the temporary name
+        // is never followed; NOFOLLOW says so twice.
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o400)
             .open(&tmp)
             .map_err(io(&tmp))?;
