@@ -144,15 +144,21 @@ impl Layout {
         }
     }
 
-    fn target(&self, p: Position) -> PathBuf {
+    /// Where the substitute goes. A subdirectory's IV is replaced in both
+    /// subdirectories: the full one (its names) and the empty one (rmdir,
+    /// which once read whatever stood there and wrote it back).
+    fn targets(&self, p: Position) -> Vec<PathBuf> {
         match p {
-            Position::Config => self.config.clone(),
-            Position::RootDiriv => self.root_diriv.clone(),
-            Position::SubdirDiriv => self.subdir.join("cipherfs.diriv"),
-            Position::Companion => self.companion.clone(),
-            Position::Content => self.content.clone(),
-            Position::Symlink => self.symlink.clone(),
-            Position::DirEntry => self.dir_entry.clone(),
+            Position::Config => vec![self.config.clone()],
+            Position::RootDiriv => vec![self.root_diriv.clone()],
+            Position::SubdirDiriv => vec![
+                self.subdir.join("cipherfs.diriv"),
+                self.dir_entry.join("cipherfs.diriv"),
+            ],
+            Position::Companion => vec![self.companion.clone()],
+            Position::Content => vec![self.content.clone()],
+            Position::Symlink => vec![self.symlink.clone()],
+            Position::DirEntry => vec![self.dir_entry.clone()],
         }
     }
 
@@ -400,16 +406,30 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
         .unwrap();
     assert!(cp.success());
     let layout = Layout::find(&c);
-    let target = layout.target(pos);
-    let original = match fs::symlink_metadata(&target).unwrap() {
-        m if m.is_file() => fs::read(&target).unwrap(),
-        m if m.file_type().is_symlink() => fs::read_link(&target)
-            .unwrap()
-            .into_os_string()
-            .into_encoded_bytes(),
-        _ => Vec::new(),
-    };
-    plant(&target, sub, &original, &s.secret);
+    for target in layout.targets(pos) {
+        let original = match fs::symlink_metadata(&target).unwrap() {
+            m if m.is_file() => fs::read(&target).unwrap(),
+            m if m.file_type().is_symlink() => fs::read_link(&target)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes(),
+            _ => Vec::new(),
+        };
+        plant(&target, sub, &original, &s.secret);
+    }
+    // `info` reads the config alone; a planted one must not hang or grow it.
+    let info = watched(
+        &name,
+        "cipherfs info",
+        Command::new(BIN).arg("info").arg(&c),
+        None,
+    );
+    let code = info.status.code();
+    assert!(
+        code == Some(0) || (pos == Position::Config && code == Some(11)),
+        "{name}: info: {}",
+        String::from_utf8_lossy(&info.stderr)
+    );
 
     // fsck first: using the mount may mend what it finds (a rename writes
     // a long name's companion afresh, from the plaintext name).
