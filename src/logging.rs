@@ -58,6 +58,25 @@ fn screen(record: &Record<'_>) -> Option<Option<String>> {
     )))
 }
 
+/// A log line as one line: cipher paths come from the cipher directory,
+/// whose writer could put a newline or a terminal escape in a name to forge
+/// or hide log lines; control characters are shown escaped instead.
+fn one_line(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_string()
+    }
+}
+
 /// A logger that shows only what `screen` lets through.
 struct Screened<L>(L);
 
@@ -70,17 +89,18 @@ impl<L: Log> Log for Screened<L> {
         if !self.0.enabled(record.metadata()) {
             return;
         }
-        match screen(record) {
-            None => {}
-            Some(None) => self.0.log(record),
-            Some(Some(notice)) => self.0.log(
-                &Record::builder()
-                    .args(format_args!("{notice}"))
-                    .level(record.level())
-                    .target("cipherfs")
-                    .build(),
-            ),
-        }
+        let (text, target) = match screen(record) {
+            None => return,
+            Some(None) => (one_line(&record.args().to_string()), record.target()),
+            Some(Some(notice)) => (notice, "cipherfs"),
+        };
+        self.0.log(
+            &Record::builder()
+                .args(format_args!("{text}"))
+                .level(record.level())
+                .target(target)
+                .build(),
+        );
     }
 
     fn flush(&self) {
@@ -207,5 +227,19 @@ pub fn verbosity_args() -> Vec<&'static str> {
         LevelFilter::Info => vec!["-v"],
         LevelFilter::Debug => vec!["-vv"],
         LevelFilter::Trace => vec!["-vvv"],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_cannot_forge_a_log_line() {
+        assert_eq!(one_line("plain /c/abc"), "plain /c/abc");
+        assert_eq!(
+            one_line("/c/x\n[WARN] forged\x1b[2J"),
+            "/c/x\\n[WARN] forged\\u{1b}[2J"
+        );
     }
 }
