@@ -259,3 +259,37 @@ fn the_detached_daemon_at_vv_sends_no_plaintext_name_to_syslog() {
         "plaintext names sent to syslog: {leaks:#?}"
     );
 }
+
+/// A name planted in the cipher directory cannot start a log line of its own.
+#[test]
+fn a_planted_name_cannot_forge_a_log_line() {
+    use std::process::{Command, Stdio};
+    let Some(m) = Mounted::new("forge", &[]) else {
+        return;
+    };
+    m.unmount();
+    fs::write(m.cipher.join("x\nFORGED [ERROR] all is lost"), b"").unwrap();
+    let log = m.root.join("log");
+    let mut daemon = Command::new(common::mount::BIN)
+        .args(["mount", "-f", "--passfile"])
+        .arg(&m.passfile)
+        .arg(&m.cipher)
+        .arg(&m.plain)
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    common::mount::wait_until("the mount", 20, || m.is_mounted());
+    assert_eq!(fs::read_dir(&m.plain).unwrap().count(), 0);
+    m.unmount();
+    daemon.wait().unwrap();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("x\\nFORGED"),
+        "no warning about the planted name: {text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("FORGED")),
+        "a planted name forged a log line: {text}"
+    );
+}
