@@ -199,3 +199,73 @@ fn a_full_backing_disk_fails_writes_cleanly_and_recovers() {
     );
     check(&keep, &keep_data, "keep at the end");
 }
+
+/// Blocks the backing file of the one regular file in `m`'s cipher root uses.
+fn backing_blocks(m: &Mounted) -> u64 {
+    let files = m.cipher_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::os::unix::fs::MetadataExt::blocks(&fs::metadata(&files[0]).unwrap())
+}
+
+/// A write past the end leaves a hole, as on ext4: only the sectors written
+/// (and an old partial last sector) take backing space, so a 1-byte write at
+/// 100 GiB fits a 64 MiB disk, reads back with zeros before it, and the
+/// backing file stays a few blocks.
+#[test]
+fn a_write_far_past_the_end_stays_sparse() {
+    let disk = std::env::temp_dir().join(format!("cipherfs-sparse-{}", std::process::id()));
+    let Some(_disk) = Tmpfs::mount(disk.clone(), "64m") else {
+        return;
+    };
+    let Some(m) = Mounted::new_on("sparse", &[], Some(&disk.join("c"))) else {
+        return;
+    };
+    const GIB: u64 = 1 << 30;
+    let path = m.plain.join("sparse");
+    // Starts with a partial sector, so the far write also extends that one.
+    fs::write(&path, pattern(6, 0, 100)).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(&path)
+        .unwrap();
+    f.write_all_at(b"Z", 100 * GIB).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 100 * GIB + 1);
+    // Into the middle of the hole it left.
+    f.write_all_at(&pattern(7, 0, 10), 50 * GIB).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    // Each write took a sector or two (4 KiB each, 512-byte blocks), not the gap.
+    let blocks = backing_blocks(&m);
+    assert!(blocks <= 64, "the backing file uses {blocks} blocks");
+    m.remount();
+    let f = File::open(&path).unwrap();
+    let at = |off: u64, len: usize| {
+        let mut b = vec![1u8; len];
+        f.read_exact_at(&mut b, off).unwrap();
+        b
+    };
+    assert_eq!(at(0, 100), pattern(6, 0, 100));
+    assert_eq!(
+        at(100, 8000),
+        vec![0u8; 8000],
+        "the old last sector's zero tail"
+    );
+    assert_eq!(at(20 * GIB, 4096), vec![0u8; 4096], "the hole");
+    assert_eq!(at(50 * GIB - 5, 5), vec![0u8; 5]);
+    assert_eq!(at(50 * GIB, 10), pattern(7, 0, 10));
+    assert_eq!(at(50 * GIB + 10, 5000), vec![0u8; 5000]);
+    assert_eq!(at(100 * GIB - 4096, 4097)[..4096], vec![0u8; 4096][..]);
+    assert_eq!(at(100 * GIB, 1), b"Z");
+    // A new file written only far out: its header and one sector.
+    let fresh = m.plain.join("fresh");
+    let g = File::create(&fresh).unwrap();
+    g.write_all_at(b"far", 30 * GIB).unwrap();
+    drop(g);
+    assert_eq!(fs::metadata(&fresh).unwrap().len(), 30 * GIB + 3);
+    let st = rustix::fs::statvfs(&m.plain).unwrap();
+    assert!(
+        st.f_bavail * st.f_frsize > 60 << 20,
+        "the writes used the disk"
+    );
+}

@@ -236,12 +236,23 @@ impl CipherFs {
         // A partial old last sector that the write does not reach becomes a
         // longer one: it is re-encrypted zero-extended before the gap.
         let old_last = (old_p > 0 && (old_p - 1) / s < first).then(|| (old_p - 1) / s);
-        let from = match (old_p, old_last) {
-            (0, _) => 0,
-            (_, Some(n)) => c_sector_offset(n, s),
-            _ => c_sector_offset(first, s),
-        };
-        reserve(file, from, c_sector_offset(first, s) + buf_len)?;
+        // Space for what is rewritten, and only that: the header of a new
+        // file or the old last sector, and the written sectors. The gap
+        // between them stays a hole, as a write past the end leaves one on
+        // a local filesystem.
+        match old_last {
+            _ if old_p == 0 => reserve(file, 0, HEADER_LEN as u64)?,
+            Some(n) => {
+                let at = c_sector_offset(n, s);
+                reserve(file, at, at + stored_len(sector_plain_len(n, new_p, s)))?;
+            }
+            None => {}
+        }
+        reserve(
+            file,
+            c_sector_offset(first, s),
+            c_sector_offset(first, s) + buf_len,
+        )?;
         let fc = if old_p == 0 {
             self.start_file(node, file).inspect_err(|_| {
                 // Nothing was there: leave no stray header behind.
