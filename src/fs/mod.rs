@@ -241,10 +241,13 @@ impl CipherFs {
                 log::warn!("{}: {e}", self.describe(node));
                 FsError::EIO
             })?,
-            Kind::Symlink => self
-                .read_link(node)
-                .map(|t| t.len() as u64)
-                .unwrap_or(st.st_size as u64),
+            Kind::Symlink => match node.link_len.get() {
+                Some(&len) => len,
+                None => match self.read_link(node) {
+                    Ok(t) => *node.link_len.get_or_init(|| t.len() as u64),
+                    Err(_) => st.st_size as u64,
+                },
+            },
             _ => st.st_size as u64,
         };
         Ok(Attr {

@@ -45,6 +45,11 @@ pub struct Node {
     nlookup: AtomicU64,
     /// A directory's name IV, read once.
     pub diriv: OnceLock<[u8; DIRIV_LEN]>,
+    /// A symlink's plaintext target length, its `st_size`. A symlink's
+    /// target never changes, and reading it touches the link's atime (under
+    /// relatime, when that is older than a day or than its mtime), so it is
+    /// read once per node rather than at every stat.
+    pub link_len: OnceLock<u64>,
     /// Reads share it; writes and truncates of this file take it alone, so
     /// read-modify-write of a sector never interleaves across handles.
     pub io: RwLock<()>,
@@ -65,6 +70,7 @@ impl Node {
             backing: (st.st_dev, st.st_ino),
             nlookup: AtomicU64::new(0),
             diriv: OnceLock::new(),
+            link_len: OnceLock::new(),
             io: RwLock::new(()),
             cipher: Mutex::new(None),
             debug_name: Mutex::new(None),

@@ -168,12 +168,18 @@ impl CipherFs {
                 last_access: timespec(set.atime),
                 last_modification: timespec(set.mtime),
             };
-            let flags = if node.kind == Kind::Symlink {
-                AtFlags::SYMLINK_NOFOLLOW
+            if node.kind == Kind::Symlink {
+                // The link itself, through its own O_PATH descriptor: by its
+                // /proc/self/fd path, NOFOLLOW would stop at the /proc link.
+                rustix::fs::utimensat(
+                    &node.fd,
+                    "",
+                    &times,
+                    AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+                )?;
             } else {
-                AtFlags::empty()
-            };
-            rustix::fs::utimensat(rustix::fs::CWD, proc_path(&node), &times, flags)?;
+                rustix::fs::utimensat(rustix::fs::CWD, proc_path(&node), &times, AtFlags::empty())?;
+            }
         }
         self.getattr(id)
     }
