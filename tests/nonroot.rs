@@ -8,62 +8,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+use common::users::{as_named_user, TestUser};
+
 const BIN: &str = env!("CARGO_BIN_EXE_cipherfs");
 const USER: &str = "cipherfs-test";
 
 fn as_user(cmd: &str) -> Output {
     as_named_user(USER, cmd)
-}
-
-fn as_named_user(user: &str, cmd: &str) -> Output {
-    Command::new("runuser")
-        .args(["-u", user, "--", "sh", "-c", cmd])
-        .env("HOME", "/tmp")
-        .output()
-        .unwrap()
-}
-
-struct TestUser(&'static str);
-
-impl TestUser {
-    fn create(name: &'static str) -> Option<Self> {
-        if !rustix::process::geteuid().is_root()
-            || Command::new("runuser").arg("--version").output().is_err()
-        {
-            eprintln!("SKIP nonroot test: needs root and runuser to create and act as a test user");
-            return None;
-        }
-        let _ = Command::new("userdel").arg(name).output();
-        let ok = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--user-group"])
-            .args(["--shell", "/bin/sh", name])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "useradd failed");
-        Some(TestUser(name))
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        // The user's daemon may still be exiting; -f removes the user anyway.
-        for _ in 0..20 {
-            if Command::new("userdel")
-                .args(["-f", self.0])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-                || Command::new("id")
-                    .arg(self.0)
-                    .output()
-                    .map(|o| !o.status.success())
-                    .unwrap_or(true)
-            {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
 }
 
 /// /dev/fuse as Debian sets it (0666) for the test, its mode restored after.

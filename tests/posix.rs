@@ -135,3 +135,169 @@ fn a_symlinks_own_times_are_set_field_by_field() {
         "times lost in a remount"
     );
 }
+
+/// Every name under `root` with its type and, for files, contents.
+fn tree(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let what = if m.is_dir() {
+                stack.push(p);
+                "dir".to_string()
+            } else if m.is_file() {
+                format!("file {:?}", fs::read(&p).unwrap())
+            } else {
+                format!("link {:?}", fs::read_link(&p).unwrap())
+            };
+            out.push((rel, what));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn errno<T>(r: rustix::io::Result<T>) -> Result<(), i32> {
+    r.map(|_| ()).map_err(|e| e.raw_os_error())
+}
+
+/// rename(2) onto an existing directory, in every case around the one that
+/// must work (an empty target is replaced), with the same result or errno
+/// as a local directory; a target that stays keeps working (its IV).
+#[test]
+fn rename_onto_an_empty_directory_replaces_it_as_on_a_local_filesystem() {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let Some(m) = Mounted::new("renamedir", &[]) else {
+        return;
+    };
+    let reference = m.root.join("reference");
+    fs::create_dir_all(&reference).unwrap();
+    type Step = (&'static str, &'static str, &'static str, RenameFlags);
+    let none = RenameFlags::empty();
+    // (label, from, to, flags); directories are made fresh before each.
+    let steps: [Step; 12] = [
+        ("dir onto empty dir", "a", "b", none),
+        ("dir onto non-empty dir", "a", "full", none),
+        ("file onto empty dir", "f", "b", none),
+        ("dir onto file", "a", "f", none),
+        ("dir onto its own empty child", "a", "a/child", none),
+        ("empty child onto its parent", "a/child", "a", none),
+        ("dir onto itself", "a", "a", none),
+        ("empty dir onto empty dir", "b", "c", none),
+        ("NOREPLACE onto empty dir", "a", "b", RenameFlags::NOREPLACE),
+        ("EXCHANGE with empty dir", "a", "b", RenameFlags::EXCHANGE),
+        ("across directories", "x/a", "y/b", none),
+        ("onto empty dir, long name", "a", "long-name-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", none),
+    ];
+    for (n, (label, from, to, flags)) in steps.iter().enumerate() {
+        let mut results = Vec::new();
+        let mut trees = Vec::new();
+        for root in [&m.plain, &reference] {
+            let w = root.join(format!("case{n}"));
+            for d in ["a/child", "b", "c", "full/inside", "x/a", "y/b"] {
+                fs::create_dir_all(w.join(d)).unwrap();
+            }
+            let long = w.join(steps[11].2);
+            fs::create_dir(&long).unwrap();
+            fs::write(w.join("a/in-a"), b"moved with a").unwrap();
+            fs::write(w.join("x/a/in-xa"), b"moved with x/a").unwrap();
+            fs::write(w.join("f"), b"a file").unwrap();
+            let r = errno(renameat_with(CWD, w.join(from), CWD, w.join(to), *flags));
+            // Whatever stayed a directory still takes new names (its IV is there).
+            for d in ["a", "b", "c", "a/child", "y/b"] {
+                if w.join(d).is_dir() {
+                    fs::write(w.join(d).join("new"), d).unwrap();
+                }
+            }
+            results.push(r);
+            trees.push(tree(&w));
+        }
+        assert_eq!(
+            results[0], results[1],
+            "{label}: mount and local directory differ"
+        );
+        assert_eq!(
+            trees[0], trees[1],
+            "{label}: trees differ after {:?}",
+            results[0]
+        );
+    }
+    let before = tree(&m.plain);
+    m.remount();
+    assert_eq!(tree(&m.plain), before, "a remount changes the tree");
+}
+
+/// In a sticky directory (mode 1777) only the owner of an entry may rename
+/// it or rename over it: two ordinary users on a root mount with allow_other
+/// get exactly the answers they get in a local sticky directory.
+#[test]
+fn rename_in_a_sticky_directory_checks_owners_as_a_local_filesystem_does() {
+    use common::users::{as_named_user, TestUser};
+    use std::os::unix::fs::PermissionsExt;
+    let Some(m) = Mounted::new("sticky", &[]) else {
+        return;
+    };
+    let (Some(_u1), Some(_u2)) = (
+        TestUser::create("cipherfs-pa"),
+        TestUser::create("cipherfs-pb"),
+    ) else {
+        return;
+    };
+    let mut m = m;
+    m.extra = vec!["--allow-other".into()];
+    m.remount();
+    let reference = m.root.join("reference");
+    fs::create_dir_all(&reference).unwrap();
+    // (user, from, to): u1 owns d1 and e1, u2 owns d2 and e2; e* are empty.
+    let cases = [
+        ("cipherfs-pa", "d1", "e2"),
+        ("cipherfs-pb", "d2", "e1"),
+        ("cipherfs-pa", "d2", "moved"),
+        ("cipherfs-pa", "d1", "e1"),
+        ("cipherfs-pb", "e2", "d2/inner"),
+    ];
+    let mut answers = Vec::new();
+    for root in [&m.plain, &reference] {
+        let s = root.join("sticky");
+        fs::create_dir(&s).unwrap();
+        fs::set_permissions(&s, fs::Permissions::from_mode(0o1777)).unwrap();
+        let setup = |u: &str, d: &str| {
+            let o = as_named_user(
+                u,
+                &format!(
+                    "mkdir {0}/{d} && touch {0}/{d}/.keep 2>/dev/null; true",
+                    s.display()
+                ),
+            );
+            assert!(o.status.success());
+        };
+        setup("cipherfs-pa", "d1");
+        as_named_user("cipherfs-pa", &format!("mkdir {}/e1", s.display()));
+        setup("cipherfs-pb", "d2");
+        as_named_user("cipherfs-pb", &format!("mkdir {}/e2", s.display()));
+        let mut got = Vec::new();
+        for (u, from, to) in cases {
+            let o = as_named_user(u, &format!("mv -T {0}/{from} {0}/{to}", s.display()));
+            // The reason mv gives, without the paths.
+            let err = String::from_utf8_lossy(&o.stderr);
+            let why = err.rsplit(": ").next().unwrap_or("").trim().to_string();
+            got.push((u, from, to, o.status.code(), why));
+        }
+        got.push(("tree", "", "", None, format!("{:?}", tree(&s))));
+        answers.push(got);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "mount (left) and local sticky directory (right) differ"
+    );
+    assert!(
+        answers[1]
+            .iter()
+            .any(|a| a.4.contains("Operation not permitted")),
+        "the cases never met the sticky rule: {:?}",
+        answers[1]
+    );
+}

@@ -4,6 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +33,26 @@ pub struct DirEntry {
 /// Entries, each with the offset of the one after it.
 type Listing = Vec<(u64, DirEntry)>;
 
+/// A directory about to be removed or replaced, with its IV taken out: the
+/// IV is kept, if it read as one, to be put back should that fail.
+pub(super) struct Emptied {
+    fd: OwnedFd,
+    iv: Option<[u8; DIRIV_LEN]>,
+}
+
+impl Emptied {
+    /// Puts the IV back (the operation failed: the directory stays).
+    /// Only an IV that was read as one is written, never other bytes.
+    pub(super) fn restore(self) {
+        if let Some(iv) = self.iv {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+            if let Ok(fd) = openat(&self.fd, DIRIV_NAME, flags, Mode::from_raw_mode(0o444)) {
+                let _ = std::fs::File::from(fd).write_all(&iv);
+            }
+        }
+    }
+}
+
 impl CipherFs {
     /// The directory's name IV, read from its `cipherfs.diriv` once.
     pub(super) fn diriv(&self, dir: &Node) -> FsResult<[u8; DIRIV_LEN]> {
@@ -52,6 +73,57 @@ impl CipherFs {
             }
         };
         Ok(*dir.diriv.get_or_init(|| iv))
+    }
+
+    /// Takes the IV out of directory `entry` of `parent`, if it holds
+    /// nothing else (ENOTEMPTY if it does). Whatever stands under the IV's
+    /// name is removed, but only a regular file of exactly 16 bytes is kept.
+    pub(super) fn empty_out(&self, parent: &Node, entry: &str) -> FsResult<Emptied> {
+        let fd = openat(
+            &parent.fd,
+            entry,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let iv = untrusted::read_exact::<DIRIV_LEN>(&fd, DIRIV_NAME).ok();
+        let visible = Dir::read_from(&fd)?
+            .filter_map(Result::ok)
+            .any(|e| !matches!(e.file_name().to_bytes(), b"." | b".." | b"cipherfs.diriv"));
+        if visible {
+            return Err(FsError(libc::ENOTEMPTY));
+        }
+        let _ = rustix::fs::unlinkat(&fd, DIRIV_NAME, rustix::fs::AtFlags::empty());
+        Ok(Emptied { fd, iv })
+    }
+
+    /// For a rename of directory `src` (in `sdir`) over `dst` (in `ddir`):
+    /// `dst` emptied of its IV when it is an empty directory that the rename
+    /// replaces. `None` when there is nothing to do, or when the rename will
+    /// fail anyway (a non-empty or non-directory target, NOREPLACE, EXCHANGE,
+    /// a file onto a directory, the same directory), so the target is left
+    /// exactly as it was.
+    pub(super) fn replaceable_dir(
+        &self,
+        sdir: &Node,
+        src: &str,
+        ddir: &Node,
+        dst: &str,
+        flags: RenameFlags,
+    ) -> Option<Emptied> {
+        use rustix::fs::{statat, AtFlags, FileType};
+        if self.names.is_plaintext()
+            || flags.intersects(RenameFlags::NOREPLACE | RenameFlags::EXCHANGE)
+        {
+            return None;
+        }
+        let is_dir =
+            |st: &rustix::fs::Stat| FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        let t = statat(&ddir.fd, dst, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let s = statat(&sdir.fd, src, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if !is_dir(&t) || !is_dir(&s) || (s.st_dev, s.st_ino) == (t.st_dev, t.st_ino) {
+            return None;
+        }
+        self.empty_out(ddir, dst).ok()
     }
 
     /// How `name` is stored in `dir`.

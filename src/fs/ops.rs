@@ -16,8 +16,7 @@ use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
 use crate::content::offsets::c_sector_offset;
-use crate::names::{StoredName, DIRIV_LEN, DIRIV_NAME};
-use crate::untrusted;
+use crate::names::StoredName;
 
 /// A time to set, as FUSE gives it.
 #[derive(Clone, Copy, Debug)]
@@ -365,36 +364,17 @@ impl CipherFs {
         let parent = self.node(parent)?;
         let stored = self.stored_name(&parent, name)?;
         let entry = stored.entry();
-        if !self.names.is_plaintext() {
-            let dfd = openat(
-                &parent.fd,
-                entry,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            // Only an IV that reads as one (a regular file of exactly 16
-            // bytes) is kept to be put back; whatever else stands under
-            // that name is not cipherfs's, and is never copied anywhere.
-            let iv = untrusted::read_exact::<DIRIV_LEN>(&dfd, DIRIV_NAME).ok();
-            let visible = rustix::fs::Dir::read_from(&dfd)?
-                .filter_map(Result::ok)
-                .any(|e| !matches!(e.file_name().to_bytes(), b"." | b".." | b"cipherfs.diriv"));
-            if visible {
-                return Err(FsError(libc::ENOTEMPTY));
-            }
-            let _ = rustix::fs::unlinkat(&dfd, DIRIV_NAME, AtFlags::empty());
-            if let Err(e) = rustix::fs::unlinkat(&parent.fd, entry, AtFlags::REMOVEDIR) {
-                // Something appeared meanwhile: put the same IV back.
-                if let Some(iv) = iv {
-                    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-                    if let Ok(fd) = openat(&dfd, DIRIV_NAME, flags, Mode::from_raw_mode(0o444)) {
-                        let _ = std::io::Write::write_all(&mut File::from(fd), &iv);
-                    }
-                }
-                return Err(e.into());
-            }
+        let emptied = if self.names.is_plaintext() {
+            None
         } else {
-            rustix::fs::unlinkat(&parent.fd, entry, AtFlags::REMOVEDIR)?;
+            Some(self.empty_out(&parent, entry)?)
+        };
+        if let Err(e) = rustix::fs::unlinkat(&parent.fd, entry, AtFlags::REMOVEDIR) {
+            // Something appeared meanwhile: put the same IV back.
+            if let Some(emptied) = emptied {
+                emptied.restore();
+            }
+            return Err(e.into());
         }
         self.remove_companion(&parent, &stored);
         Ok(())
@@ -414,7 +394,13 @@ impl CipherFs {
         let had = matches!(to, StoredName::Long { .. }) && self.entry_exists(&np, to.entry());
         self.write_companion(&np, &to)?;
         let rflags = RenameFlags::from_bits_truncate(flags);
+        // rename(2) replaces an empty directory; the backing one still
+        // holds its IV, which must go first (and come back on failure).
+        let replaced = self.replaceable_dir(&p, from.entry(), &np, to.entry(), rflags);
         if let Err(e) = rustix::fs::renameat_with(&p.fd, from.entry(), &np.fd, to.entry(), rflags) {
+            if let Some(emptied) = replaced {
+                emptied.restore();
+            }
             if !had {
                 self.remove_companion(&np, &to);
             }

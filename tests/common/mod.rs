@@ -61,6 +61,7 @@ impl Rng {
 
 pub mod independent;
 pub mod mount;
+pub mod users;
 
 /// Rewrites whole sectors with alternating 0x55/0xAA fills while two readers
 /// read them back, and counts sectors read that are neither. Each side builds
