@@ -112,7 +112,50 @@ fn apply(root: &Path, op: &Op) -> Result<(), i32> {
             p(op.a),
             fs::Permissions::from_mode(0o600 | (op.seed as u32 & 0o077)),
         )),
-        _ => {
+        12 => outcome(fs::rename(
+            p(DIRS[op.seed as usize % DIRS.len()]),
+            p(DIRS[(op.seed >> 8) as usize % DIRS.len()]),
+        )),
+        13 => {
+            // A symlink's own mtime (touch -h): the result is the mtime lstat then shows.
+            let t = rustix::fs::Timespec {
+                tv_sec: 1_000_000_000 + (op.seed % 1_000_000) as i64,
+                tv_nsec: (op.seed % 1_000_000_000) as _,
+            };
+            let times = rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_OMIT,
+                },
+                last_modification: t,
+            };
+            match rustix::fs::utimensat(
+                rustix::fs::CWD,
+                p(op.a),
+                &times,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ) {
+                Ok(()) => {
+                    let m = fs::symlink_metadata(p(op.a)).unwrap();
+                    let kind = if m.file_type().is_symlink() { 0 } else { 500 };
+                    Err(1000 + kind + (std::os::unix::fs::MetadataExt::mtime_nsec(&m) % 500) as i32)
+                }
+                Err(e) => Err(e.raw_os_error()),
+            }
+        }
+        14 => {
+            // Far past the end: a hole of up to 8 MiB, then a few bytes.
+            let data = Rng::new(op.seed).bytes(op.len % 100 + 1);
+            outcome(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(p(op.a))
+                    .and_then(|f| f.write_all_at(&data, op.seed % (8 << 20))),
+            )
+        }
+        11 => {
             let mut buf = vec![0u8; op.len];
             match fs::File::open(p(op.a)).and_then(|f| f.read_at(&mut buf, op.off)) {
                 Ok(n) => Err(1000 + (buf[..n].iter().map(|&b| b as i32).sum::<i32>() % 1000)),
@@ -120,8 +163,12 @@ fn apply(root: &Path, op: &Op) -> Result<(), i32> {
                 Err(e) => Err(e.raw_os_error().unwrap_or(-1)),
             }
         }
+        _ => unreachable!("no operation kind {}", op.kind),
     }
 }
+
+/// Operation kinds: 0-10 and 12-14 change the tree, 11 reads.
+const KINDS: usize = 15;
 
 #[test]
 fn random_operations_match_a_plain_directory_across_remounts() {
@@ -136,10 +183,10 @@ fn random_operations_match_a_plain_directory_across_remounts() {
     }
     let mut rng = Rng::new(0xc1f3);
     let steps = 3000;
-    let mut succeeded = [0usize; 12];
+    let mut succeeded = [0usize; KINDS];
     for step in 0..steps {
         let op = Op {
-            kind: rng.below(12) as u8,
+            kind: rng.below(KINDS) as u8,
             a: NAMES[rng.below(NAMES.len())],
             b: NAMES[rng.below(NAMES.len())],
             off: rng.below(3 * 512 + 100) as u64,
