@@ -301,3 +301,159 @@ fn rename_in_a_sticky_directory_checks_owners_as_a_local_filesystem_does() {
         answers[1]
     );
 }
+
+/// Whether some entry of `m`'s cipher directory has inode number `ino`.
+fn backing_inode_exists(m: &Mounted, ino: u64) -> bool {
+    let mut stack = vec![m.cipher.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let md = fs::symlink_metadata(e.path()).unwrap();
+            if md.ino() == ino {
+                return true;
+            }
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    false
+}
+
+fn drop_caches() {
+    // Makes the kernel forget every unused inode, FUSE ones included.
+    let _ = fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+/// st_ino is the backing inode: equal for hard links, the same after the
+/// kernel forgets the node and after a remount, for files, directories and
+/// symlinks; and a backing number freed and reused by a new file names the
+/// new file, while a deleted file still open keeps its own.
+#[test]
+fn st_ino_is_the_backing_inode_and_stays_put() {
+    let Some(m) = Mounted::new("stino", &[]) else {
+        return;
+    };
+    let p = |s: &str| m.plain.join(s);
+    fs::create_dir(p("dir")).unwrap();
+    fs::write(p("dir/file"), b"one").unwrap();
+    fs::hard_link(p("dir/file"), p("hard")).unwrap();
+    std::os::unix::fs::symlink("dir/file", p("link")).unwrap();
+    let names = ["dir", "dir/file", "hard", "link"];
+    let inos = || -> Vec<u64> {
+        names
+            .iter()
+            .map(|n| fs::symlink_metadata(p(n)).unwrap().ino())
+            .collect()
+    };
+    let first = inos();
+    for (n, ino) in names.iter().zip(&first) {
+        assert!(
+            backing_inode_exists(&m, *ino),
+            "{n}: st_ino {ino} is no backing inode"
+        );
+    }
+    assert_eq!(first[1], first[2], "hard links differ");
+    drop_caches();
+    assert_eq!(inos(), first, "after drop_caches");
+    m.remount();
+    assert_eq!(inos(), first, "after a remount");
+    // readdir's d_ino agrees with stat.
+    for e in fs::read_dir(m.plain.join("dir")).unwrap().flatten() {
+        use std::os::unix::fs::DirEntryExt;
+        assert_eq!(e.ino(), fs::symlink_metadata(e.path()).unwrap().ino());
+    }
+
+    // A deleted file still open keeps its number and its data; the backing
+    // filesystem cannot hand the number on while the daemon holds it.
+    fs::write(p("old"), b"old data").unwrap();
+    let old = fs::File::open(p("old")).unwrap();
+    let old_ino = old.metadata().unwrap().ino();
+    fs::remove_file(p("old")).unwrap();
+    for i in 0..50 {
+        fs::write(p(&format!("new{i}")), format!("new {i}")).unwrap();
+        assert_ne!(fs::metadata(p(&format!("new{i}"))).unwrap().ino(), old_ino);
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut &old, &mut s).unwrap();
+    assert_eq!(s, "old data");
+    drop(old);
+    // Closed and forgotten, its number may go to a new file, which then
+    // shows that number and its own contents.
+    for i in 0..50 {
+        fs::remove_file(p(&format!("new{i}"))).unwrap();
+    }
+    drop_caches();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut reused = None;
+    for i in 0..200 {
+        let name = format!("again{i}");
+        fs::write(p(&name), format!("again {i}")).unwrap();
+        let ino = fs::metadata(p(&name)).unwrap().ino();
+        assert!(backing_inode_exists(&m, ino), "{name}: st_ino {ino}");
+        assert_eq!(fs::read_to_string(p(&name)).unwrap(), format!("again {i}"));
+        if ino == old_ino {
+            reused = Some(name);
+            break;
+        }
+    }
+    eprintln!("backing inode {old_ino} reused by: {reused:?}");
+}
+
+/// A filesystem mounted inside the cipher directory has inode numbers of
+/// its own that could collide with the cipher directory's: its entries get
+/// numbers from the private range (2^63 and up) instead, all distinct.
+#[test]
+fn entries_on_another_filesystem_get_private_inode_numbers() {
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var("CIPHERFS_REQUIRE_FUSE").as_deref() != Ok("1"),
+            "posix: CIPHERFS_REQUIRE_FUSE=1 but mounting a tmpfs needs root"
+        );
+        eprintln!("SKIP private inode numbers: mounting a tmpfs needs root");
+        return;
+    }
+    let Some(m) = Mounted::new("otherfs", &[]) else {
+        return;
+    };
+    fs::create_dir(m.plain.join("sub")).unwrap();
+    fs::write(m.plain.join("top"), b"top").unwrap();
+    m.unmount();
+    let backing = fs::read_dir(&m.cipher)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let iv = fs::read(backing.join("cipherfs.diriv")).unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&backing)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let _tmpfs = Unmount(backing.clone());
+    fs::write(backing.join("cipherfs.diriv"), iv).unwrap();
+    m.mount();
+    for i in 0..5 {
+        fs::write(m.plain.join(format!("sub/f{i}")), format!("{i}")).unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in ["sub", "sub/f0", "sub/f1", "sub/f2", "sub/f3", "sub/f4"] {
+        let ino = fs::metadata(m.plain.join(name)).unwrap().ino();
+        assert!(ino >= 1 << 63, "{name}: st_ino {ino} is not private");
+        assert!(seen.insert(ino), "{name}: st_ino {ino} shown twice");
+    }
+    assert_eq!(fs::read_to_string(m.plain.join("sub/f3")).unwrap(), "3");
+    let top = fs::metadata(m.plain.join("top")).unwrap().ino();
+    assert!(top < 1 << 63 && backing_inode_exists(&m, top));
+    m.unmount();
+}

@@ -240,11 +240,11 @@ impl CipherFs {
         };
         let mut cached = entries.lock().unwrap_or_else(|e| e.into_inner());
         if offset == 0 || cached.is_none() {
-            let st = node.stat()?;
+            // The directory's own id, as its st_ino shows (1 for the root).
             let dot = |name: &str| DirEntry {
                 name: name.as_bytes().to_vec(),
                 stored: name.to_string(),
-                ino: st.st_ino,
+                ino: node.id,
                 kind: Kind::Dir,
             };
             let mut list = vec![dot("."), dot("..")];

@@ -1,10 +1,19 @@
 //! The inode table. Each node the kernel knows holds an `O_PATH` descriptor
 //! of its backing file (libfuse's passthrough_ll does the same), so renames
-//! and hard links need no path bookkeeping. Node ids are our own counter;
-//! the inode number the kernel shows (`st_ino`) is the backing one, so it is
-//! stable and `ls -i` agrees for two hard links. A backing inode number that
-//! the backing filesystem reuses after a delete gets a new node, never the
-//! stale one.
+//! and hard links need no path bookkeeping.
+//!
+//! A node's id is its backing inode number. fuser sends the id as both the
+//! FUSE node id and `attr.ino`, so this is what makes `st_ino` the backing
+//! inode: stable across the kernel forgetting a node and across remounts,
+//! shared by hard links, as backup and sync tools expect. The id cannot be
+//! reused for another file while the kernel knows the node: the node's
+//! descriptor keeps the backing inode, and so its number, alive. The root is
+//! FUSE's node 1. Where the backing number cannot serve (an entry on another
+//! filesystem mounted inside the cipher directory, whose numbers could
+//! collide with the root filesystem's; a number already taken by a node the
+//! table still holds for a different file, as a network filesystem may
+//! reuse one; the number 1), the node gets an id from a range of its own,
+//! at 2^63 and up, stable only while it is known.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -17,6 +26,8 @@ use crate::content::FileCipher;
 use crate::names::DIRIV_LEN;
 
 pub const ROOT_ID: u64 = 1;
+/// Where ids that are not backing inode numbers start.
+pub const PRIVATE_IDS: u64 = 1 << 63;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -90,7 +101,10 @@ struct Maps {
 
 pub struct NodeTable {
     maps: Mutex<Maps>,
+    /// The next id from the private range.
     next: AtomicU64,
+    /// The cipher directory's filesystem: only its inode numbers serve as ids.
+    root_dev: u64,
 }
 
 impl NodeTable {
@@ -102,7 +116,8 @@ impl NodeTable {
         maps.nodes.insert(ROOT_ID, root);
         Ok(Self {
             maps: Mutex::new(maps),
-            next: AtomicU64::new(ROOT_ID + 1),
+            next: AtomicU64::new(PRIVATE_IDS),
+            root_dev: st.st_dev,
         })
     }
 
@@ -135,7 +150,15 @@ impl NodeTable {
                 return existing;
             }
         }
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = if st.st_dev == self.root_dev
+            && st.st_ino > ROOT_ID
+            && st.st_ino < PRIVATE_IDS
+            && !m.nodes.contains_key(&st.st_ino)
+        {
+            st.st_ino
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed)
+        };
         let node = Arc::new(Node::new(id, fd, st));
         node.nlookup.store(1, Ordering::Relaxed);
         m.by_backing.insert(key, id);
