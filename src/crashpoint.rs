@@ -12,6 +12,7 @@ pub const POINTS: &[&str] = &[
     "mkdir-set-mode",
     "mkdir-renamed",
     "longname-wrote-companion",
+    "longlink-wrote-companion",
     "config-wrote-temp",
     "config-synced-temp",
     "config-renamed",

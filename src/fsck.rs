@@ -1,8 +1,8 @@
 //! `cipherfs fsck`: walks a cipher directory without mounting it and reports
 //! every entry the daemon would refuse (EIO) or hide, by its cipher path.
 //! Nothing is changed unless asked, and then only what is provably garbage:
-//! leftovers of an interrupted mkdir or passwd, and long-name companions
-//! whose entry is gone. Contents are not authenticated (XTS, CBC), so a
+//! leftovers of an interrupted mkdir or passwd, long-name companions whose
+//! entry is gone, and long symlink targets no link names. Contents are not authenticated (XTS, CBC), so a
 //! damaged sector cannot be told from a good one; headers and sizes can.
 
 use std::ffi::{OsStr, OsString};
@@ -19,8 +19,8 @@ use crate::content::offsets::plain_size;
 use crate::content::{FileHeader, HEADER_LEN};
 use crate::crypto::MasterKey;
 use crate::names::{
-    parse_long_name, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME, LONGNAME_MAX, LONGNAME_PREFIX,
-    LONGNAME_SUFFIX, MKDIR_TMP_PREFIX,
+    is_longlink, parse_long_name, parse_long_target, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME,
+    LONGLINK_MAX, LONGNAME_MAX, LONGNAME_PREFIX, LONGNAME_SUFFIX, MKDIR_TMP_PREFIX,
 };
 use crate::skcipher::Backend;
 use crate::untrusted;
@@ -148,6 +148,7 @@ impl Checker {
             self.check_dir(&fd, &dir, plain.as_deref(), &mut report, &mut stack, &bar);
         }
         bar.finish_and_clear();
+        self.orphan_long_targets(&mut report);
         report
     }
 
@@ -302,6 +303,10 @@ impl Checker {
                 )
             });
         }
+        if at_root && is_longlink(entry.as_bytes()) {
+            // Judged once the whole tree is walked (orphan_long_targets).
+            return Some((String::new(), false));
+        }
         if at_root && entry == CONFIG_TMP_NAME {
             return Some(("temporary config of an interrupted passwd".into(), true));
         }
@@ -333,12 +338,73 @@ impl Checker {
     fn check_symlink(&self, dir: &OwnedFd, entry: &str) -> Result<(), String> {
         let target = rustix::fs::readlinkat(dir, entry, Vec::new())
             .map_err(|e| format!("unreadable symlink: {e}"))?;
-        if !self.plaintext_names {
-            self.names
-                .decrypt_target(target.as_bytes())
-                .map_err(|e| format!("symlink target does not decrypt: {e}"))?;
+        if self.plaintext_names {
+            return Ok(());
         }
+        let mut stored = target.as_bytes().to_vec();
+        if is_longlink(&stored) {
+            let link = String::from_utf8_lossy(&stored).into_owned();
+            stored = untrusted::open_dir(&self.root)
+                .and_then(|root| untrusted::read_bounded(&root, link.as_str(), LONGLINK_MAX))
+                .map_err(|e| match e.errno() {
+                    libc::ENOENT => {
+                        format!("its long target {link} is missing; the target is lost")
+                    }
+                    _ => format!("its long target {link} {e}"),
+                })
+                .and_then(|full| parse_long_target(&full, &link))?
+                .into_bytes();
+        }
+        self.names
+            .decrypt_target(&stored)
+            .map_err(|e| format!("symlink target does not decrypt: {e}"))?;
         Ok(())
+    }
+
+    /// Long-target companions at the root that no symlink anywhere names:
+    /// garbage, left by a crash between writing one and making its link.
+    /// Every symlink counts, whether or not its name decrypts, so nothing a
+    /// damaged directory still refers to is ever called garbage.
+    fn orphan_long_targets(&self, report: &mut Report) {
+        let Ok(root) = untrusted::open_dir(&self.root)
+            .and_then(|d| subdir(&d, OsStr::new(".")).map_err(untrusted::UntrustedError::Os))
+        else {
+            return;
+        };
+        let companions: Vec<OsString> = list_dir(&root)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| is_longlink(n.as_bytes()))
+            .collect();
+        if companions.is_empty() {
+            return;
+        }
+        let mut named = std::collections::HashSet::new();
+        let mut stack = vec![root];
+        while let Some(d) = stack.pop() {
+            for (name, ft) in list_dir(&d).unwrap_or_default() {
+                match ft {
+                    FileType::Directory => stack.extend(subdir(&d, &name)),
+                    FileType::Symlink => {
+                        if let Ok(t) = rustix::fs::readlinkat(&d, &name, Vec::new()) {
+                            named.insert(t.into_bytes());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for c in companions {
+            if !named.contains(c.as_bytes()) {
+                report.problems.push(Problem {
+                    path: self.root.join(&c),
+                    plain: None,
+                    what: "long symlink target whose link is gone".into(),
+                    garbage: true,
+                });
+            }
+        }
     }
 }
 

@@ -72,18 +72,24 @@ fn crash_daemon_at(m: &Mounted, point: &str, op: impl FnOnce()) {
 }
 
 #[test]
-fn a_crash_at_any_step_of_mkdir_or_a_long_name_leaves_nothing_half_made() {
+fn a_crash_at_any_step_of_mkdir_or_a_long_name_or_target_leaves_nothing_half_made() {
     let Some(m) = Mounted::new("crashpoints", &[]) else {
         return;
     };
     fs::write(m.plain.join("before"), b"data").unwrap();
     m.unmount();
     let long = "N".repeat(200);
+    let long_target = "T/".repeat(2000);
     for point in POINTS.iter().filter(|p| !p.starts_with("config")) {
         let dir = m.plain.join(format!("dir-{point}"));
         crash_daemon_at(&m, point, || {
             if point.starts_with("mkdir") {
                 assert!(fs::create_dir(&dir).is_err(), "{point}: mkdir answered");
+            } else if point.starts_with("longlink") {
+                assert!(
+                    std::os::unix::fs::symlink(&long_target, m.plain.join("longlink")).is_err(),
+                    "{point}: symlink answered"
+                );
             } else {
                 assert!(
                     fs::write(m.plain.join(&long), b"x").is_err(),
@@ -107,6 +113,14 @@ fn a_crash_at_any_step_of_mkdir_or_a_long_name_leaves_nothing_half_made() {
             }
             fs::write(dir.join("inside"), b"in").unwrap();
             assert_eq!(fs::read(dir.join("inside")).unwrap(), b"in");
+        } else if point.starts_with("longlink") {
+            let link = m.plain.join("longlink");
+            assert!(
+                fs::symlink_metadata(&link).is_err(),
+                "{point}: a link without its target"
+            );
+            std::os::unix::fs::symlink(&long_target, &link).unwrap();
+            assert_eq!(fs::read_link(&link).unwrap().as_os_str().len(), 4000);
         } else {
             assert!(
                 !m.plain.join(&long).exists(),

@@ -457,3 +457,136 @@ fn entries_on_another_filesystem_get_private_inode_numbers() {
     assert!(top < 1 << 63 && backing_inode_exists(&m, top));
     m.unmount();
 }
+
+fn long_targets(m: &Mounted) -> usize {
+    fs::read_dir(&m.cipher)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("cipherfs.longlink.")
+        })
+        .count()
+}
+
+/// Every symlink target Linux allows (1 to 4095 bytes) works: symlink,
+/// readlink, lstat size, rename, hard links, unlink; 4096 is refused with
+/// ENAMETOOLONG, as on a local filesystem. Targets over 3040 bytes keep
+/// their stored form in a companion, which goes with the link's last name.
+#[test]
+fn symlink_targets_up_to_4095_bytes_work() {
+    let Some(m) = Mounted::new("longlink", &[]) else {
+        return;
+    };
+    let reference = m.root.join("reference");
+    fs::create_dir_all(&reference).unwrap();
+    let target = |len: usize| -> String {
+        let mut t = "dir/".repeat(len / 4 + 1);
+        t.truncate(len);
+        t
+    };
+    for root in [&m.plain, &reference] {
+        fs::create_dir(root.join("sub")).unwrap();
+    }
+    for len in [1, 100, 3040, 3041, 3500, 4000, 4095, 4096, 5000] {
+        let mut answers = Vec::new();
+        for root in [&m.plain, &reference] {
+            let link = root.join(format!("l{len}"));
+            let made = std::os::unix::fs::symlink(target(len), &link).map_err(|e| e.raw_os_error());
+            let seen = made.as_ref().ok().map(|_| {
+                let size = fs::symlink_metadata(&link).unwrap().len();
+                let back = fs::read_link(&link).unwrap();
+                (
+                    size,
+                    back.as_os_str().len(),
+                    back == Path::new(&target(len)),
+                )
+            });
+            answers.push((made, seen));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "target of {len} bytes: mount vs local"
+        );
+        let want = if len <= 4095 {
+            (Ok(()), Some((len as u64, len, true)))
+        } else {
+            (Err(Some(libc::ENAMETOOLONG)), None)
+        };
+        assert_eq!(answers[0], want, "target of {len} bytes");
+    }
+    assert_eq!(
+        long_targets(&m),
+        4,
+        "one companion per long link (3041, 3500, 4000, 4095)"
+    );
+    let p = |s: &str| m.plain.join(s);
+    // Hard links share the link and its companion; rename keeps it.
+    fs::hard_link(p("l4000"), p("sub/hard")).unwrap();
+    fs::rename(p("l4095"), p("sub/moved")).unwrap();
+    m.remount();
+    assert_eq!(
+        fs::read_link(p("sub/hard")).unwrap(),
+        Path::new(&target(4000))
+    );
+    assert_eq!(
+        fs::read_link(p("sub/moved")).unwrap(),
+        Path::new(&target(4095))
+    );
+    assert_eq!(fs::symlink_metadata(p("sub/moved")).unwrap().len(), 4095);
+    fs::remove_file(p("l4000")).unwrap();
+    assert_eq!(
+        fs::read_link(p("sub/hard")).unwrap(),
+        Path::new(&target(4000))
+    );
+    assert_eq!(long_targets(&m), 4, "a hard link still names it");
+    fs::remove_file(p("sub/hard")).unwrap();
+    assert_eq!(long_targets(&m), 3, "the last name took its companion");
+    // Renamed over, a long link's companion goes too; a rename onto itself keeps it.
+    fs::rename(p("l100"), p("l3041")).unwrap();
+    assert_eq!(long_targets(&m), 2);
+    fs::rename(p("l3500"), p("l3500")).unwrap();
+    assert_eq!(fs::read_link(p("l3500")).unwrap(), Path::new(&target(3500)));
+    fs::remove_file(p("sub/moved")).unwrap();
+    assert_eq!(long_targets(&m), 1);
+    m.unmount();
+    // fsck reads the long form; finds a lost companion; calls an unnamed one garbage.
+    let fsck = |repair: bool| {
+        let mut args = vec!["fsck", "--passfile", m.passfile.to_str().unwrap()];
+        if repair {
+            args.push("--repair");
+        }
+        args.push(m.cipher.to_str().unwrap());
+        let o = common::mount::cipherfs(&args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    assert_eq!(fsck(false).0, Some(0), "{}", fsck(false).1);
+    let companion = fs::read_dir(&m.cipher)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("cipherfs.longlink."))
+        .unwrap();
+    let kept = m.root.join("kept-companion");
+    fs::rename(&companion, &kept).unwrap();
+    let (code, text) = fsck(false);
+    assert_eq!(code, Some(15), "{text}");
+    assert!(text.contains("is missing; the target is lost"), "{text}");
+    fs::rename(&kept, &companion).unwrap();
+    let orphan = m.cipher.join("cipherfs.longlink.orphan");
+    fs::write(&orphan, b"left by a crash").unwrap();
+    let (code, text) = fsck(false);
+    assert_eq!(code, Some(15), "{text}");
+    assert!(
+        text.contains("cipherfs.longlink.orphan: long symlink target whose link is gone (garbage"),
+        "{text}"
+    );
+    assert_eq!(fsck(true).0, Some(0));
+    assert!(!orphan.exists() && companion.exists());
+    m.mount();
+    assert_eq!(fs::read_link(p("l3500")).unwrap(), Path::new(&target(3500)));
+}

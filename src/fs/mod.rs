@@ -6,6 +6,7 @@
 mod dir;
 mod error;
 mod file;
+mod link;
 mod node;
 mod ops;
 mod xattr;

@@ -183,18 +183,6 @@ impl CipherFs {
         self.getattr(id)
     }
 
-    /// The decrypted target of a symlink node.
-    pub(super) fn read_link(&self, node: &Node) -> FsResult<Vec<u8>> {
-        let raw = rustix::fs::readlinkat(&node.fd, "", Vec::new())?;
-        self.names.decrypt_target(raw.as_bytes()).map_err(|e| {
-            log::warn!(
-                "{}: symlink target does not decrypt: {e}",
-                self.describe(node)
-            );
-            FsError::EIO
-        })
-    }
-
     pub fn readlink(&self, id: u64) -> FsResult<Vec<u8>> {
         let node = self.node(id)?;
         self.read_link(&node)
@@ -304,9 +292,8 @@ impl CipherFs {
         target: &OsStr,
         caller: Caller,
     ) -> FsResult<(u64, Attr)> {
-        let stored_target = self.names.encrypt_target(target.as_bytes())?;
         self.create_entry(parent, name, Some(caller), |p, entry| {
-            Ok(rustix::fs::symlinkat(stored_target.as_str(), &p.fd, entry)?)
+            self.make_symlink(p, entry, target.as_bytes())
         })
     }
 
@@ -355,8 +342,10 @@ impl CipherFs {
     pub fn unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
         let parent = self.node(parent)?;
         let stored = self.stored_name(&parent, name)?;
+        let last = self.last_long_link(&parent, stored.entry(), None);
         rustix::fs::unlinkat(&parent.fd, stored.entry(), AtFlags::empty())?;
         self.remove_companion(&parent, &stored);
+        self.drop_long_target(last);
         Ok(())
     }
 
@@ -397,6 +386,10 @@ impl CipherFs {
         // rename(2) replaces an empty directory; the backing one still
         // holds its IV, which must go first (and come back on failure).
         let replaced = self.replaceable_dir(&p, from.entry(), &np, to.entry(), rflags);
+        // A symlink renamed over loses a name; its long target may go with it.
+        let last = (!rflags.contains(RenameFlags::EXCHANGE))
+            .then(|| self.last_long_link(&np, to.entry(), Some((&p, from.entry()))))
+            .flatten();
         if let Err(e) = rustix::fs::renameat_with(&p.fd, from.entry(), &np.fd, to.entry(), rflags) {
             if let Some(emptied) = replaced {
                 emptied.restore();
@@ -410,6 +403,7 @@ impl CipherFs {
         if !rflags.contains(RenameFlags::EXCHANGE) && (p.id != np.id || from != to) {
             self.remove_companion(&p, &from);
         }
+        self.drop_long_target(last);
         Ok(())
     }
 

@@ -86,6 +86,7 @@ impl StoredName {
 pub fn is_internal(entry: &str) -> bool {
     entry == DIRIV_NAME
         || entry == crate::config::CONFIG_NAME
+        || entry.starts_with(LONGLINK_PREFIX)
         || (entry.starts_with(LONGNAME_PREFIX) && entry.ends_with(LONGNAME_SUFFIX))
         || entry.starts_with(".cipherfs.")
 }
@@ -213,10 +214,45 @@ impl NameCipher {
     }
 }
 
-/// Longest plaintext symlink target whose stored form fits the backing
-/// filesystem's PATH_MAX (4096 with the NUL): 16 IV bytes plus the padded
-/// target, base64url-encoded, must stay under 4096 bytes.
-pub const TARGET_MAX: usize = 3040;
+/// The longest symlink target, as Linux allows (PATH_MAX less the NUL).
+pub const TARGET_MAX: usize = 4095;
+/// The longest stored target a backing symlink holds (PATH_MAX less the
+/// NUL): plaintext targets up to 3040 bytes. A longer stored form goes to a
+/// companion file at the cipher directory's root, named `LONGLINK_PREFIX`
+/// and the unpadded base64url SHA-256 of the stored form, and the backing
+/// symlink points to that name.
+pub const LINK_MAX: usize = 4095;
+pub const LONGLINK_PREFIX: &str = "cipherfs.longlink.";
+/// The longest companion: a 4095-byte target padded to 4096, with its
+/// 16-byte IV, base64url-encoded (5483 bytes).
+pub const LONGLINK_MAX: usize = ((16 + TARGET_MAX.div_ceil(16) * 16) * 4).div_ceil(3);
+
+/// The companion name for a stored target too long for a backing symlink.
+pub fn longlink_name(full: &str) -> String {
+    format!(
+        "{LONGLINK_PREFIX}{}",
+        B64URL.encode(Sha256::digest(full.as_bytes()))
+    )
+}
+
+/// Whether a backing symlink's target names a long-target companion (a
+/// stored target proper is base64url, which has no '.').
+pub fn is_longlink(stored: &[u8]) -> bool {
+    stored.starts_with(LONGLINK_PREFIX.as_bytes())
+}
+
+/// The stored target in a long-target companion (its bytes, read with the
+/// bound LONGLINK_MAX), checked against the hash in its name `link`.
+pub fn parse_long_target(full: &[u8], link: &str) -> Result<String, String> {
+    let full = std::str::from_utf8(full)
+        .map_err(|_| format!("long-target companion {link} is not UTF-8"))?;
+    if longlink_name(full) != link {
+        return Err(format!(
+            "long-target companion {link} does not match its name's hash"
+        ));
+    }
+    Ok(full.to_string())
+}
 
 impl NameCipher {
     /// A symlink target's stored form: base64url(IV || CTS-CBC(padded target))
@@ -355,11 +391,23 @@ mod tests {
     #[test]
     fn symlink_targets_round_trip_and_fit_path_max() {
         let c = cipher();
-        for t in [&b"/"[..], b"../a/b", &[b'x'; TARGET_MAX]] {
+        for t in [&b"/"[..], b"../a/b", &[b'x'; 3040]] {
             let s = c.encrypt_target(t).unwrap();
-            assert!(s.len() < 4096, "{}", s.len());
+            assert!(s.len() <= LINK_MAX, "{}", s.len());
             assert_eq!(c.decrypt_target(s.as_bytes()).unwrap(), t);
         }
+        // From 3041 bytes on the stored form needs a companion.
+        for len in [3041, TARGET_MAX] {
+            let t = vec![b'y'; len];
+            let s = c.encrypt_target(&t).unwrap();
+            assert!(s.len() > LINK_MAX && s.len() <= LONGLINK_MAX, "{}", s.len());
+            let link = longlink_name(&s);
+            assert!(is_longlink(link.as_bytes()) && link.len() < 100);
+            assert_eq!(parse_long_target(s.as_bytes(), &link).unwrap(), s);
+            assert!(parse_long_target(b"other", &link).is_err());
+            assert_eq!(c.decrypt_target(s.as_bytes()).unwrap(), t);
+        }
+        assert_eq!(LONGLINK_MAX, 5483);
         assert_ne!(
             c.encrypt_target(b"/etc").unwrap(),
             c.encrypt_target(b"/etc").unwrap()
@@ -381,6 +429,7 @@ mod tests {
         assert!(c.encrypt(b"cipherfs.diriv", &[0; 16]).is_err());
         assert!(c.encrypt(b"cipherfs.conf", &[0; 16]).is_err());
         assert!(is_internal("cipherfs.longname.abc.name"));
+        assert!(is_internal("cipherfs.longlink.abc"));
         assert!(!is_internal("cipherfs.longname.abc"));
     }
 }

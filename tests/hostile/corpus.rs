@@ -14,9 +14,11 @@ pub enum Position {
     Content,
     Symlink,
     DirEntry,
+    /// The companion holding a symlink target over 3040 bytes.
+    LongTarget,
 }
 
-pub const POSITIONS: [Position; 7] = [
+pub const POSITIONS: [Position; 8] = [
     Position::Config,
     Position::RootDiriv,
     Position::SubdirDiriv,
@@ -24,6 +26,7 @@ pub const POSITIONS: [Position; 7] = [
     Position::Content,
     Position::Symlink,
     Position::DirEntry,
+    Position::LongTarget,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +79,7 @@ pub struct Layout {
     content: PathBuf,
     symlink: PathBuf,
     dir_entry: PathBuf,
+    long_target: PathBuf,
 }
 
 impl Layout {
@@ -83,16 +87,25 @@ impl Layout {
     pub fn find(c: &Path) -> Layout {
         let mut dirs = Vec::new();
         let (mut symlink, mut long, mut files) = (None, None, Vec::new());
+        let mut long_target = None;
         for e in fs::read_dir(c).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let ft = e.file_type().unwrap();
+            if name.starts_with("cipherfs.longlink.") {
+                long_target = Some(e.path());
+                continue;
+            }
             if name.starts_with("cipherfs.") && !name.starts_with("cipherfs.longname.") {
                 continue;
             }
             if ft.is_dir() {
                 dirs.push(e.path());
             } else if ft.is_symlink() {
-                symlink = Some(e.path());
+                // The short one: the long one points to its companion.
+                let to = fs::read_link(e.path()).unwrap();
+                if !to.to_string_lossy().starts_with("cipherfs.longlink.") {
+                    symlink = Some(e.path());
+                }
             } else if name.starts_with("cipherfs.longname.") {
                 if !name.ends_with(".name") {
                     long = Some(name);
@@ -115,6 +128,7 @@ impl Layout {
             content: files.last().unwrap().1.clone(),
             symlink: symlink.expect("a symlink"),
             dir_entry: empty[0].clone(),
+            long_target: long_target.expect("a long symlink target"),
         }
     }
 
@@ -133,6 +147,7 @@ impl Layout {
             Position::Content => vec![self.content.clone()],
             Position::Symlink => vec![self.symlink.clone()],
             Position::DirEntry => vec![self.dir_entry.clone()],
+            Position::LongTarget => vec![self.long_target.clone()],
         }
     }
 
@@ -143,6 +158,7 @@ impl Layout {
             Position::RootDiriv => Some("c/cipherfs.diriv".into()),
             Position::SubdirDiriv => Some(format!("{}/cipherfs.diriv", rel(&self.subdir))),
             Position::Companion => Some(self.long_entry.clone()),
+            Position::LongTarget => Some(rel(&self.long_target)),
             _ => None,
         }
     }
@@ -157,7 +173,7 @@ pub fn affected(p: Position) -> &'static [&'static str] {
         Position::SubdirDiriv => &["d/inner.txt"],
         Position::Companion => &[LONG],
         Position::Content => &["file.txt"],
-        Position::Symlink | Position::DirEntry => &[],
+        Position::Symlink | Position::DirEntry | Position::LongTarget => &[],
     }
 }
 
@@ -181,6 +197,7 @@ pub fn must_fail_with_eio(
         (Position::Symlink, Directory) => Some((&["ls"], "link")),
         (Position::DirEntry, Directory) => Some((&["ls"], "e")),
         (Position::DirEntry, LinkToSecret | LinkToDevZero) => Some((&["readlink", "-v"], "e")),
+        (Position::LongTarget, _) => Some((&["readlink", "-v"], "longlink")),
         _ => None,
     }
 }

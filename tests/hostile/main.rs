@@ -1,7 +1,8 @@
 //! A cipher directory written by an attacker, generated rather than made by
 //! hand: every position where cipherfs reads a file of its own or an entry
 //! (the config, the root's and a subdirectory's IV, a long-name companion,
-//! a content file, a symlink, a directory entry) is replaced in turn by every
+//! a content file, a symlink, a directory entry, a long symlink target's
+//! companion) is replaced in turn by every
 //! substitute an unprivileged writer of the storage (or its root) can plant:
 //! links out of the directory, a FIFO, a socket, a device, a directory, and
 //! files of the wrong size. For each cell a root daemon with allow_other
@@ -51,6 +52,8 @@ fn setup() -> Option<Setup> {
     }
     fs::create_dir(m.plain.join("e")).unwrap();
     std::os::unix::fs::symlink("file.txt", m.plain.join("link")).unwrap();
+    // Over 3040 bytes: its stored target lives in a companion at the root.
+    std::os::unix::fs::symlink("t/".repeat(2000), m.plain.join("longlink")).unwrap();
     m.unmount();
     let root = std::env::temp_dir().join(format!("cipherfs-hostile-cells-{}", std::process::id()));
     let _ = fs::remove_dir_all(&root);
@@ -223,6 +226,7 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
             "d/inner.txt",
             "e",
             "link",
+            "longlink",
             LONG,
         ];
         for e in entries {
@@ -236,6 +240,15 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
                 let o = watched(&name, "cat", Command::new("cat").arg(p.join(e)), d);
                 plaintext_seen.extend(o.stdout);
             }
+        }
+        for l in ["link", "longlink"] {
+            let o = watched(
+                &name,
+                "readlink",
+                Command::new("readlink").arg(p.join(l)),
+                d,
+            );
+            plaintext_seen.extend(o.stdout);
         }
         // The bad entry gives EIO where nothing else could be meant.
         if let Some((tool, entry)) = must_fail_with_eio(pos, sub) {
@@ -254,7 +267,7 @@ fn run_cell(s: &Setup, pos: Position, sub: Substitute, n: usize) {
         }
         watched(&name, "rmdir", Command::new("rmdir").arg(p.join("e")), d);
         watched(&name, "rmdir", Command::new("rmdir").arg(p.join("d")), d);
-        for e in ["file.txt", "link", LONG, "e"] {
+        for e in ["file.txt", "link", "longlink", LONG, "e"] {
             watched(
                 &name,
                 "rename",
