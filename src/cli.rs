@@ -82,7 +82,7 @@ pub enum Command {
         /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root).
         #[arg(long)]
         allow_other: bool,
-        /// Mount options, comma-separated: ro, rw, allow_other, backend=, passfile=, noxattr, and FUSE options passed through.
+        /// Mount options, comma-separated: ro, rw, allow_other, backend=, passfile=, noxattr, acl, and FUSE options passed through.
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,
         /// Mount with the raw master key (hex, as `info --show-masterkey` prints it) from FILE, or stdin for -. FILE must not be readable by its group or others.
@@ -99,6 +99,9 @@ pub enum Command {
         /// No extended attributes at all (ENOTSUP); by default user.* is offered, encrypted. Saves a request per file in untar.
         #[arg(long)]
         no_xattr: bool,
+        /// POSIX ACLs (setfacl, getfacl), stored encrypted and enforced by the kernel; off by default (see ACLS in cipherfs(1)).
+        #[arg(long, conflicts_with = "no_xattr")]
+        acl: bool,
         /// Write the daemon's PID to FILE while mounted (removed on exit).
         #[arg(long, value_name = "FILE")]
         pidfile: Option<PathBuf>,

@@ -174,6 +174,16 @@ impl Filesystem for FuseAdapter {
                 log::debug!("the kernel does not offer {cap:?}");
             }
         }
+        if self.fs.acl_enabled() {
+            // The kernel enforces ACLs (with its own permission checks), and
+            // leaves the umask to the daemon, which skips it where a default
+            // ACL applies.
+            let acl = InitFlags::FUSE_POSIX_ACL | InitFlags::FUSE_DONT_MASK;
+            if let Err(missing) = config.add_capabilities(acl) {
+                log::error!("the kernel does not offer {missing:?}: --acl cannot work");
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
+            }
+        }
         Ok(())
     }
 
@@ -235,16 +245,15 @@ impl Filesystem for FuseAdapter {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        self.reply_entry(
-            self.fs.mknod(
-                parent.0,
-                name,
-                mode & !umask | (mode & libc::S_IFMT),
-                rdev,
-                caller(req),
-            ),
-            reply,
-        );
+        let r = self
+            .fs
+            .creation_mode(parent.0, mode, umask, false)
+            .and_then(|(mode, inherited)| {
+                let made = self.fs.mknod(parent.0, name, mode, rdev, caller(req))?;
+                self.fs.inherit(made.0, inherited)?;
+                Ok(made)
+            });
+        self.reply_entry(r, reply);
     }
 
     fn mkdir(
@@ -256,10 +265,15 @@ impl Filesystem for FuseAdapter {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        self.reply_entry(
-            self.fs.mkdir(parent.0, name, mode & !umask, caller(req)),
-            reply,
-        );
+        let r = self
+            .fs
+            .creation_mode(parent.0, mode, umask, true)
+            .and_then(|(mode, inherited)| {
+                let made = self.fs.mkdir(parent.0, name, mode, caller(req))?;
+                self.fs.inherit(made.0, inherited)?;
+                Ok(made)
+            });
+        self.reply_entry(r, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -486,10 +500,18 @@ impl Filesystem for FuseAdapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self
+        let r = self
             .fs
-            .create(parent.0, name, mode & !umask, flags, caller(req))
-        {
+            .creation_mode(parent.0, mode, umask, false)
+            .and_then(|(mode, inherited)| {
+                let made = self.fs.create(parent.0, name, mode, flags, caller(req))?;
+                if let Err(e) = self.fs.inherit(made.0, inherited) {
+                    self.fs.release(made.2);
+                    return Err(e);
+                }
+                Ok(made)
+            });
+        match r {
             Ok((id, attr, fh)) => {
                 let mut fa = file_attr(&attr, None);
                 fa.ino = INodeNo(id);

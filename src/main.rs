@@ -52,6 +52,7 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
             ("masterkey_file", Some(f)) => opts.masterkey_file = Some(f.into()),
             ("debug_names", None) => opts.debug_names = true,
             ("noxattr", None) => opts.no_xattr = true,
+            ("acl", None) => opts.acl = true,
             // Named by mount.fuse3 and mount(8); we set our own.
             ("subtype" | "fsname", Some(_)) => {}
             (k, _) if cipherfs::helper::is_mount8_option(k) => {}
@@ -193,6 +194,7 @@ fn run(command: &Command) -> Result<bool, Failure> {
             pidfile,
             debug_names,
             no_xattr,
+            acl,
             ready_stdout,
         } => {
             let mut opts = MountOptions {
@@ -210,9 +212,16 @@ fn run(command: &Command) -> Result<bool, Failure> {
                 pidfile: pidfile.clone(),
                 debug_names: *debug_names,
                 no_xattr: *no_xattr,
+                acl: *acl,
                 default_permissions: false,
             };
             apply_options(&mut opts, options)?;
+            if opts.acl && opts.no_xattr {
+                return Err(Failure::new(
+                    EXIT_USAGE,
+                    "acl and noxattr cannot go together: ACLs are stored as extended attributes",
+                ));
+            }
             cmd::mount::run(cipherdir, mountpoint, &opts)?;
             Ok(true)
         }

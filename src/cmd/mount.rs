@@ -43,6 +43,8 @@ pub struct MountOptions {
     pub debug_names: bool,
     /// No extended attributes: fewer round trips for `ls -l` and untar.
     pub no_xattr: bool,
+    /// POSIX ACLs, stored encrypted, enforced by the kernel.
+    pub acl: bool,
     /// The kernel checks permissions even without allow_other.
     pub default_permissions: bool,
 }
@@ -184,6 +186,7 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     let mut fs = CipherFs::new(cipherdir, &config.params, master, selection.backend)
         .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
     fs.set_debug_names(opts.debug_names);
+    fs.set_acl(opts.acl);
     // The kernel applied the caller's umask to every mode it sends; the
     // daemon's own would take bits away a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
@@ -326,6 +329,15 @@ fn serve(
     opts: &MountOptions,
 ) -> Result<(), Failure> {
     let activity = fs.activity();
+    // Handlers first: a SIGTERM that comes as soon as the mount is visible
+    // must unmount cleanly, not kill the daemon with the mount still there.
+    let (tx, rx) = mpsc::channel();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Failure::new(exitcode::OTHER, format!("cannot handle signals: {e}")))?;
+    let handle = signals.handle();
     let session = fuser::spawn_mount(
         if opts.no_xattr {
             FuseAdapter::new(fs).without_xattrs()
@@ -383,13 +395,6 @@ fn serve(
         mountpoint.display()
     );
 
-    let (tx, rx) = mpsc::channel();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|e| Failure::new(exitcode::OTHER, format!("cannot handle signals: {e}")))?;
-    let handle = signals.handle();
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             let _ = tx.send(sig);
@@ -497,6 +502,9 @@ fn spawn_daemon(
     }
     if opts.no_xattr {
         cmd.arg("--no-xattr");
+    }
+    if opts.acl {
+        cmd.arg("--acl");
     }
     if opts.default_permissions {
         cmd.arg("-o").arg("default_permissions");

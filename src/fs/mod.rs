@@ -3,6 +3,7 @@
 //! fuser's types, so it can be driven without a mount. Backing files are
 //! reached only through descriptors and `*at()` calls.
 
+mod acl;
 mod dir;
 mod error;
 mod file;
@@ -20,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{openat, Mode, OFlags, Stat};
 
+pub use acl::Inherited;
 pub use dir::{write_diriv, DirEntry};
 pub use error::{FsError, FsResult};
 pub use node::{Kind, Node, ROOT_ID};
@@ -96,6 +98,8 @@ pub struct CipherFs {
     next_fh: AtomicU64,
     activity: Arc<Activity>,
     debug_names: bool,
+    /// POSIX ACLs (`--acl`).
+    acl: bool,
     /// The daemon runs as root: new entries are given to their creators.
     as_root: bool,
     master: MasterKey,
@@ -144,6 +148,7 @@ impl CipherFs {
             next_fh: AtomicU64::new(1),
             activity: Arc::new(Activity::new()),
             debug_names: false,
+            acl: false,
             as_root: rustix::process::geteuid().is_root(),
             master,
             names,
@@ -181,6 +186,15 @@ impl CipherFs {
             }
             _ => path,
         }
+    }
+
+    /// POSIX ACLs, stored encrypted and enforced by the kernel (`--acl`).
+    pub fn set_acl(&mut self, on: bool) {
+        self.acl = on;
+    }
+
+    pub fn acl_enabled(&self) -> bool {
+        self.acl
     }
 
     /// Log lines name files by their plaintext names too (`--debug-names`).

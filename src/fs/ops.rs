@@ -139,6 +139,9 @@ impl CipherFs {
                     Mode::from_raw_mode(mode & 0o7777),
                     AtFlags::empty(),
                 )?;
+                if self.acl {
+                    self.acl_after_chmod(&node, mode)?;
+                }
             }
         }
         if set.uid.is_some() || set.gid.is_some() {

@@ -30,6 +30,11 @@ impl CipherFs {
         }
     }
 
+    /// The ACL an xattr name means, with `--acl`.
+    fn acl_name(&self, name: &OsStr) -> Option<super::acl::Which> {
+        self.acl.then(|| super::acl::Which::of(name)).flatten()
+    }
+
     /// Regular files and directories carry user xattrs; symlinks cannot.
     fn xattr_node(&self, id: u64) -> FsResult<std::sync::Arc<Node>> {
         let node = self.node(id)?;
@@ -43,6 +48,9 @@ impl CipherFs {
     /// those namespaces: `ls -l` and libacl then stop asking for the SELinux
     /// label and the ACL on this device, saving two requests per file.
     pub fn getxattr(&self, id: u64, name: &OsStr) -> FsResult<Vec<u8>> {
+        if let Some(which) = self.acl_name(name) {
+            return self.acl_get(&*self.node(id)?, which);
+        }
         let node = self.xattr_node(id)?;
         let stored = self.stored_xattr(name)?;
         let p = path(&node);
@@ -59,6 +67,9 @@ impl CipherFs {
     }
 
     pub fn setxattr(&self, id: u64, name: &OsStr, value: &[u8], flags: i32) -> FsResult<()> {
+        if let Some(which) = self.acl_name(name) {
+            return self.acl_set(&*self.node(id)?, which, value);
+        }
         let node = self.xattr_node(id)?;
         let stored = self.stored_xattr(name)?;
         let enc = self
@@ -84,7 +95,11 @@ impl CipherFs {
         let mut raw = vec![0u8; rustix::fs::listxattr_query(p.as_str())?];
         let n = rustix::fs::listxattr(p.as_str(), &mut raw[..])?;
         raw.truncate(n);
-        let mut out = Vec::new();
+        let mut out = if self.acl {
+            self.acl_names(&node)?
+        } else {
+            Vec::new()
+        };
         for stored in raw.split(|&b| b == 0).filter(|s| !s.is_empty()) {
             if let Some(name) = self.xattrs.decrypt_name(stored) {
                 out.extend_from_slice(&name);
@@ -95,6 +110,9 @@ impl CipherFs {
     }
 
     pub fn removexattr(&self, id: u64, name: &OsStr) -> FsResult<()> {
+        if let Some(which) = self.acl_name(name) {
+            return self.acl_remove(&*self.node(id)?, which);
+        }
         let node = self.xattr_node(id)?;
         let stored = self.stored_xattr(name)?;
         rustix::fs::removexattr(path(&node), stored.as_str())?;
