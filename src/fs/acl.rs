@@ -437,7 +437,7 @@ mod tests {
         assert_eq!(a.perm_of(MASK), Some(0));
         assert_eq!(
             a.perm_of(GROUP_OBJ),
-            Some(4),
+            Some(5),
             "the owning group entry stays"
         );
     }
