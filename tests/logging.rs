@@ -137,18 +137,15 @@ fn a_stalled_syslog_never_holds_up_requests() {
 /// with it proves the scan sees them when they are there.
 #[test]
 fn no_plaintext_name_reaches_the_log_at_any_verbosity() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let Some(m) = Mounted::new("vvnames", &[]) else {
         return;
     };
     m.unmount();
     for debug_names in [false, true] {
         let log = m.root.join(format!("log-{debug_names}"));
-        let mut c = Command::new(common::mount::BIN);
-        c.args(["-vv", "mount", "-f", "--passfile"])
-            .arg(&m.passfile)
-            .arg(&m.cipher)
-            .arg(&m.plain);
+        let mut c = m.foreground_command();
+        c.arg("-vv");
         if debug_names {
             c.arg("--debug-names");
         }
@@ -263,18 +260,15 @@ fn the_detached_daemon_at_vv_sends_no_plaintext_name_to_syslog() {
 /// A name planted in the cipher directory cannot start a log line of its own.
 #[test]
 fn a_planted_name_cannot_forge_a_log_line() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let Some(m) = Mounted::new("forge", &[]) else {
         return;
     };
     m.unmount();
     fs::write(m.cipher.join("x\nFORGED [ERROR] all is lost"), b"").unwrap();
     let log = m.root.join("log");
-    let mut daemon = Command::new(common::mount::BIN)
-        .args(["mount", "-f", "--passfile"])
-        .arg(&m.passfile)
-        .arg(&m.cipher)
-        .arg(&m.plain)
+    let mut daemon = m
+        .foreground_command()
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log).unwrap())
         .spawn()
