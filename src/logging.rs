@@ -25,6 +25,14 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 static STALLED: AtomicBool = AtomicBool::new(false);
 /// `--debug-names`: other crates' lines pass as they are.
 static DEPENDENCY_LINES: AtomicBool = AtomicBool::new(false);
+/// The mount is gone: other crates' complaints about unmounting it are moot.
+static MOUNT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// The mount is gone: fuser's own attempt to unmount it as its session ends
+/// fails (EINVAL) and warns, which says nothing; such lines are dropped.
+pub fn mount_gone() {
+    MOUNT_GONE.store(true, Ordering::Relaxed);
+}
 
 /// Lets other crates' log lines through unchanged (`--debug-names`): they
 /// may carry plaintext names.
@@ -42,7 +50,7 @@ fn screen(record: &Record<'_>) -> Option<Option<String>> {
     {
         return Some(None);
     }
-    if record.level() > log::Level::Warn {
+    if record.level() > log::Level::Warn || MOUNT_GONE.load(Ordering::Relaxed) {
         return None;
     }
     let krate = target.split("::").next().unwrap_or(target);

@@ -249,8 +249,11 @@ fn run(command: &Command) -> Result<bool, Failure> {
 }
 
 fn init_logging(cli: &Cli) {
+    // A mount logs its two info lines (mounted, unmounted) by default.
+    let mounting = matches!(cli.command, Command::Mount { .. });
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => log::LevelFilter::Error,
+        (false, 0) if mounting => log::LevelFilter::Info,
         (false, 0) => log::LevelFilter::Warn,
         (false, 1) => log::LevelFilter::Info,
         (false, 2) => log::LevelFilter::Debug,

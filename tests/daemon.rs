@@ -215,7 +215,14 @@ fn listings_with_attributes_give_right_sizes_and_keep_lookups_balanced() {
     let drop_caches = || fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
     drop_caches();
     wait_until("the kernel to forget the new files", 10, || fds() < n);
-    let before = fds();
+    // FORGETs arrive asynchronously: count once the number has settled.
+    let mut last = fds();
+    wait_until("the descriptor count to settle", 10, || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = fds();
+        std::mem::replace(&mut last, now) == now
+    });
+    let before = last;
     let out = std::process::Command::new("ls")
         .arg("-ln")
         .arg(&dir)

@@ -176,12 +176,9 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     }
     // Before any thread starts: see presize_fd_table.
     raise_fd_limit();
-    log::info!(
-        "{}: content {} on the {} backend ({})",
-        cipherdir.display(),
-        config.params.content_cipher,
-        selection.backend,
-        selection.reason
+    let what = format!(
+        "content {} on the {} backend ({})",
+        config.params.content_cipher, selection.backend, selection.reason
     );
     let mut fs = CipherFs::new(cipherdir, &config.params, master, selection.backend)
         .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
@@ -190,7 +187,7 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     // The kernel applied the caller's umask to every mode it sends; the
     // daemon's own would take bits away a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
-    serve(fs, cipherdir, mountpoint, opts)
+    serve(fs, cipherdir, mountpoint, opts, &what)
 }
 
 /// Every node the kernel holds keeps a descriptor open, so the daemon needs
@@ -322,11 +319,14 @@ fn is_mounted(mountpoint: &Path) -> bool {
 }
 
 /// Mounts and serves until unmounted (fusermount3 -u, umount) or SIGINT/SIGTERM.
+/// The journal gets two lines from a mount at the default level, as from
+/// gocryptfs: "mounted CIPHERDIR on MNT: content …" and "unmounted MNT (why)".
 fn serve(
     fs: CipherFs,
     cipherdir: &Path,
     mountpoint: &Path,
     opts: &MountOptions,
+    what: &str,
 ) -> Result<(), Failure> {
     let activity = fs.activity();
     // Handlers first: a SIGTERM that comes as soon as the mount is visible
@@ -390,7 +390,7 @@ fn serve(
         sd_notify::NotifyState::Status(&status),
     ]);
     log::info!(
-        "{} mounted on {}",
+        "mounted {} on {}: {what}",
         cipherdir.display(),
         mountpoint.display()
     );
@@ -415,12 +415,13 @@ fn serve(
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     handle.close();
-    match reason {
-        Some(why) => {
-            log::info!("{why}: unmounting {}", mountpoint.display());
-            unmount(mountpoint);
-        }
-        None => log::info!("{} was unmounted", mountpoint.display()),
+    if reason.is_some() {
+        unmount(mountpoint);
+    }
+    if !is_mounted(mountpoint) {
+        // fuser then tries to unmount it again as the session ends, and
+        // warns that it could not: not worth a line.
+        crate::logging::mount_gone();
     }
     // Once the mount is gone the kernel ends the connection, with ENODEV or,
     // after a lazy detach, sometimes ECONNABORTED: both are the normal end.
@@ -432,6 +433,11 @@ fn serve(
     if let Some(p) = &opts.pidfile {
         let _ = std::fs::remove_file(p);
     }
+    log::info!(
+        "unmounted {} ({})",
+        mountpoint.display(),
+        reason.as_deref().unwrap_or("by umount or fusermount3 -u")
+    );
     joined
 }
 
