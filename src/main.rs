@@ -53,6 +53,7 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
             ("debug_names", None) => opts.debug_names = true,
             ("noxattr", None) => opts.no_xattr = true,
             ("acl", None) => opts.acl = true,
+            ("nonempty", None) => opts.nonempty = true,
             // Named by mount.fuse3 and mount(8); we set our own.
             ("subtype" | "fsname", Some(_)) => {}
             (k, _) if cipherfs::helper::is_mount8_option(k) => {}
@@ -213,6 +214,7 @@ fn run(command: &Command) -> Result<bool, Failure> {
                 debug_names: *debug_names,
                 no_xattr: *no_xattr,
                 acl: *acl,
+                nonempty: false,
                 default_permissions: false,
             };
             apply_options(&mut opts, options)?;

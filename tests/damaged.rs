@@ -182,6 +182,23 @@ fn damaged_entries_give_eio_or_are_hidden_and_fsck_reports_each() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
+    // Read as the daemon writes: a datagram queue holds only a few lines,
+    // and the daemon drops what it cannot hand over at once.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    log.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    log.push('\n');
+                }
+                Err(_) if stop_rx.try_recv().is_ok() => break log,
+                Err(_) => {}
+            }
+        }
+    });
     m.mount_logging_to(&["mount"], &sock_path);
     let mut listed: Vec<String> = fs::read_dir(&m.plain)
         .unwrap()
@@ -220,12 +237,14 @@ fn damaged_entries_give_eio_or_are_hidden_and_fsck_reports_each() {
             let _ = std::io::Write::write_all(&mut f, b"appended");
         });
     assert!(m.is_mounted(), "the daemon survived");
-    let mut log = String::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = sock.recv(&mut buf) {
-        log.push_str(&String::from_utf8_lossy(&buf[..n]));
-        log.push('\n');
-    }
+    // Until a read times out after everything was done.
+    std::thread::sleep(Duration::from_millis(200));
+    stop_tx.send(()).unwrap();
+    let log = reader.join().unwrap();
+    assert!(
+        !log.contains("lines dropped"),
+        "the test lost lines:\n{log}"
+    );
     for n in bad_names.iter().chain([&stored(&long)]) {
         assert!(log.contains(n.as_str()), "no warning names {n}:\n{log}");
     }

@@ -437,3 +437,80 @@ fn a_read_only_cipher_directory_mounts_and_refuses_writes_with_erofs() {
     sh(format!("umount {}", ro.display()));
     result.unwrap();
 }
+
+/// Where a mount may go: a missing path is named as missing; a non-empty
+/// mount point is refused unless `-o nonempty`; a mount point inside the
+/// cipher directory, or the cipher directory inside the mount point, is
+/// always refused (exit 13). init makes a missing cipher directory.
+#[test]
+fn mount_places_and_missing_paths_are_refused_clearly() {
+    let Some(m) = Mounted::new("places", &[]) else {
+        return;
+    };
+    m.unmount();
+    let pw = m.passfile.to_str().unwrap();
+    let c = m.cipher.to_str().unwrap();
+    let mount = |cipher: &str, point: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["mount", "--passfile", pw];
+        args.extend_from_slice(extra);
+        args.extend([cipher, point.to_str().unwrap()]);
+        let o = cipherfs(&args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = mount(c, &m.root.join("missing"), &[]);
+    assert_eq!(code, Some(13));
+    assert!(err.contains("does not exist"), "{err}");
+    let missing = m.root.join("no-vault");
+    let (code, err) = mount(missing.to_str().unwrap(), &m.plain, &[]);
+    assert_eq!(code, Some(12));
+    assert!(
+        err.contains("does not exist") && err.contains("cipherfs init"),
+        "{err}"
+    );
+    // Inside one another, both ways.
+    let inner = m.cipher.join("mnt");
+    fs::create_dir(&inner).unwrap();
+    let (code, err) = mount(c, &inner, &[]);
+    assert_eq!(code, Some(13), "{err}");
+    assert!(err.contains("inside one another"), "{err}");
+    fs::remove_dir(&inner).unwrap();
+    let (code, err) = mount(c, &m.root, &["-o", "nonempty"]);
+    assert_eq!(code, Some(13), "{err}");
+    assert!(err.contains("inside one another"), "{err}");
+    // A non-empty mount point: refused, then allowed with -o nonempty.
+    fs::write(m.plain.join("hidden"), b"would be hidden").unwrap();
+    let (code, err) = mount(c, &m.plain, &[]);
+    assert_eq!(code, Some(13), "{err}");
+    assert!(
+        err.contains("not empty") && err.contains("nonempty"),
+        "{err}"
+    );
+    assert!(!m.is_mounted());
+    let (code, err) = mount(c, &m.plain, &["-o", "nonempty"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(m.is_mounted());
+    assert!(!m.plain.join("hidden").exists());
+    m.unmount();
+    fs::remove_file(m.plain.join("hidden")).unwrap();
+    // init makes a missing directory (its parent must exist), mode 0700.
+    let fresh = m.root.join("fresh");
+    let o = cipherfs(&[
+        "init",
+        "--kdf-memory-mib",
+        "1",
+        "--kdf-iterations",
+        "1",
+        "--passfile",
+        pw,
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(fs::metadata(&fresh).unwrap().mode() & 0o777, 0o700);
+    let deep = m.root.join("a/b/c");
+    let o = cipherfs(&["init", "--passfile", pw, deep.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(12));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("mkdir -p"));
+}

@@ -30,16 +30,40 @@ pub fn run(cipherdir: &Path, opts: &InitOptions) -> Result<(), Failure> {
         .ok_or_else(|| {
             Failure::new(exitcode::USAGE, format!("unknown cipher {:?}", opts.cipher))
         })?;
-    if !cipherdir.is_dir() {
-        return Err(Failure::new(
-            exitcode::CIPHERDIR,
-            format!("{}: not a directory", cipherdir.display()),
-        ));
-    }
-    let non_empty = std::fs::read_dir(cipherdir)
-        .map_err(|e| Failure::new(exitcode::CIPHERDIR, format!("{}: {e}", cipherdir.display())))?
-        .next()
-        .is_some();
+    // A missing directory is made (its parent must exist), as mkdir would.
+    let create = match std::fs::metadata(cipherdir) {
+        Ok(m) if m.is_dir() => false,
+        Ok(_) => {
+            return Err(Failure::new(
+                exitcode::CIPHERDIR,
+                format!("{}: exists and is not a directory", cipherdir.display()),
+            ))
+        }
+        Err(_) => {
+            let parent = cipherdir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(Failure::new(
+                    exitcode::CIPHERDIR,
+                    format!(
+                        "{}: does not exist, and neither does {} (create it with mkdir -p)",
+                        cipherdir.display(),
+                        parent.display()
+                    ),
+                ));
+            }
+            true
+        }
+    };
+    let non_empty = !create
+        && std::fs::read_dir(cipherdir)
+            .map_err(|e| {
+                Failure::new(exitcode::CIPHERDIR, format!("{}: {e}", cipherdir.display()))
+            })?
+            .next()
+            .is_some();
     if non_empty {
         return Err(Failure::new(
             exitcode::CIPHERDIR,
@@ -64,6 +88,15 @@ pub fn run(cipherdir: &Path, opts: &InitOptions) -> Result<(), Failure> {
         .map_err(|e| Failure::new(exitcode::USAGE, e))?;
     let master = MasterKey::generate().map_err(|e| Failure::new(exitcode::OTHER, e.to_string()))?;
     let config = Config::create(&new, &pw, &master)?;
+    if create {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(cipherdir)
+            .map_err(|e| {
+                Failure::new(exitcode::CIPHERDIR, format!("{}: {e}", cipherdir.display()))
+            })?;
+    }
     if !opts.plaintext_names {
         let dir = std::fs::File::open(cipherdir)
             .map_err(|e| Failure::new(exitcode::CIPHERDIR, e.to_string()))?;

@@ -14,13 +14,19 @@ use crate::password;
 
 /// Loads the config of `cipherdir`, with the exit code each problem maps to.
 pub fn load_config(cipherdir: &Path) -> Result<Config, Failure> {
-    if !cipherdir.is_dir() {
+    if !cipherdir.exists() {
         return Err(Failure::new(
             exitcode::CIPHERDIR,
             format!(
-                "{}: not a directory (create one with `cipherfs init`)",
+                "{}: does not exist (`cipherfs init {0}` makes a new cipher directory there)",
                 cipherdir.display()
             ),
+        ));
+    }
+    if !cipherdir.is_dir() {
+        return Err(Failure::new(
+            exitcode::CIPHERDIR,
+            format!("{}: is not a directory", cipherdir.display()),
         ));
     }
     let path = crate::config::path_in(cipherdir);

@@ -45,6 +45,8 @@ pub struct MountOptions {
     pub no_xattr: bool,
     /// POSIX ACLs, stored encrypted, enforced by the kernel.
     pub acl: bool,
+    /// Mount over a non-empty directory (`-o nonempty`).
+    pub nonempty: bool,
     /// The kernel checks permissions even without allow_other.
     pub default_permissions: bool,
 }
@@ -63,6 +65,15 @@ fn user_allow_other() -> bool {
 }
 
 fn check_mountpoint(mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
+    if !mountpoint.exists() {
+        return Err(Failure::new(
+            exitcode::MOUNTPOINT,
+            format!(
+                "{}: the mount point does not exist (create it with mkdir)",
+                mountpoint.display()
+            ),
+        ));
+    }
     if !mountpoint.is_dir() {
         return Err(Failure::new(
             exitcode::MOUNTPOINT,
@@ -98,6 +109,41 @@ fn check_mountpoint(mountpoint: &Path, opts: &MountOptions) -> Result<(), Failur
         return Err(Failure::new(
             exitcode::KERNEL_FEATURE,
             "/dev/fuse is missing: this kernel has no FUSE (modprobe fuse)",
+        ));
+    }
+    Ok(())
+}
+
+/// A mount point inside the cipher directory (or the other way round) would
+/// make the mount read its own output; a non-empty one would hide files
+/// (allowed with `-o nonempty`, as fuse2 did).
+fn check_placement(
+    cipherdir: &Path,
+    mountpoint: &Path,
+    opts: &MountOptions,
+) -> Result<(), Failure> {
+    let (Ok(c), Ok(m)) = (cipherdir.canonicalize(), mountpoint.canonicalize()) else {
+        return Ok(());
+    };
+    if m.starts_with(&c) || c.starts_with(&m) {
+        return Err(Failure::new(
+            exitcode::MOUNTPOINT,
+            format!(
+                "{}: the mount point and the cipher directory {} must not be inside one another",
+                m.display(),
+                c.display()
+            ),
+        ));
+    }
+    let non_empty = std::fs::read_dir(&m).is_ok_and(|mut d| d.next().is_some());
+    if non_empty && !opts.nonempty {
+        return Err(Failure::new(
+            exitcode::MOUNTPOINT,
+            format!(
+                "{}: the mount point is not empty; mounting would hide its files \
+                 (-o nonempty mounts anyway)",
+                m.display()
+            ),
         ));
     }
     Ok(())
@@ -169,6 +215,7 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     crate::logging::show_dependency_lines(opts.debug_names);
     check_mountpoint(mountpoint, opts)?;
     let config = load_config(cipherdir)?;
+    check_placement(cipherdir, mountpoint, opts)?;
     let master = master_key(cipherdir, opts, &config)?;
     let selection = skcipher::select(opts.backend, &config.params.content_cipher)?;
     if !opts.foreground {
@@ -511,6 +558,9 @@ fn spawn_daemon(
     }
     if opts.acl {
         cmd.arg("--acl");
+    }
+    if opts.nonempty {
+        cmd.arg("-o").arg("nonempty");
     }
     if opts.default_permissions {
         cmd.arg("-o").arg("default_permissions");
