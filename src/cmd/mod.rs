@@ -2,6 +2,7 @@
 
 pub mod init;
 pub mod mount;
+pub mod place;
 
 use std::path::Path;
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use super::place::{check_mountpoint, check_placement};
 use super::{load_config, master_hex, parse_master_hex, unlock};
 use crate::crypto::MasterKey;
 use crate::exitcode::{self, Failure};
@@ -53,101 +54,6 @@ pub struct MountOptions {
 
 const READY: &str = "cipherfs-ready";
 const FAILED: &str = "cipherfs-failed";
-
-/// Whether /etc/fuse.conf lets ordinary users mount with allow_other.
-fn user_allow_other() -> bool {
-    std::fs::read_to_string("/etc/fuse.conf")
-        .map(|c| {
-            c.lines()
-                .any(|l| l.split('#').next().unwrap_or("").trim() == "user_allow_other")
-        })
-        .unwrap_or(false)
-}
-
-fn check_mountpoint(mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
-    if !mountpoint.exists() {
-        return Err(Failure::new(
-            exitcode::MOUNTPOINT,
-            format!(
-                "{}: the mount point does not exist (create it with mkdir)",
-                mountpoint.display()
-            ),
-        ));
-    }
-    if !mountpoint.is_dir() {
-        return Err(Failure::new(
-            exitcode::MOUNTPOINT,
-            format!(
-                "{}: the mount point is not a directory",
-                mountpoint.display()
-            ),
-        ));
-    }
-    if opts.allow_other && !rustix::process::geteuid().is_root() && !user_allow_other() {
-        return Err(Failure::new(
-            exitcode::MOUNTPOINT,
-            "allow_other is refused for users other than root unless /etc/fuse.conf contains the line \
-             'user_allow_other' (ask the administrator to add it, or mount without allow_other)",
-        ));
-    }
-    let root = rustix::process::geteuid().is_root();
-    let dev_fuse_open = rustix::fs::access(
-        "/dev/fuse",
-        rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
-    )
-    .is_ok();
-    if Path::new("/dev/fuse").exists() && !root && !dev_fuse_open {
-        // fusermount3 opens /dev/fuse with the user's own rights, so this is
-        // the administrator's decision, not something a helper can bypass.
-        return Err(Failure::new(
-            exitcode::KERNEL_FEATURE,
-            "/dev/fuse is not open to this user, so only root may mount FUSE filesystems here \
-             (Debian's default is mode 0666; ask the administrator)",
-        ));
-    }
-    if !Path::new("/dev/fuse").exists() {
-        return Err(Failure::new(
-            exitcode::KERNEL_FEATURE,
-            "/dev/fuse is missing: this kernel has no FUSE (modprobe fuse)",
-        ));
-    }
-    Ok(())
-}
-
-/// A mount point inside the cipher directory (or the other way round) would
-/// make the mount read its own output; a non-empty one would hide files
-/// (allowed with `-o nonempty`, as fuse2 did).
-fn check_placement(
-    cipherdir: &Path,
-    mountpoint: &Path,
-    opts: &MountOptions,
-) -> Result<(), Failure> {
-    let (Ok(c), Ok(m)) = (cipherdir.canonicalize(), mountpoint.canonicalize()) else {
-        return Ok(());
-    };
-    if m.starts_with(&c) || c.starts_with(&m) {
-        return Err(Failure::new(
-            exitcode::MOUNTPOINT,
-            format!(
-                "{}: the mount point and the cipher directory {} must not be inside one another",
-                m.display(),
-                c.display()
-            ),
-        ));
-    }
-    let non_empty = std::fs::read_dir(&m).is_ok_and(|mut d| d.next().is_some());
-    if non_empty && !opts.nonempty {
-        return Err(Failure::new(
-            exitcode::MOUNTPOINT,
-            format!(
-                "{}: the mount point is not empty; mounting would hide its files \
-                 (-o nonempty mounts anyway)",
-                m.display()
-            ),
-        ));
-    }
-    Ok(())
-}
 
 fn master_key(
     cipherdir: &Path,
