@@ -100,8 +100,10 @@ fn an_ordinary_user_mounts_and_unmounts_their_own_directory() {
     // The user's daemon is not dumpable: the kernel then gives its /proc
     // files to root, so not even its own user can read its memory, attach
     // a debugger or have a core of it written.
+    // This test's daemon: the other test here may run one as the same user.
     let pgrep = Command::new("pgrep")
-        .args(["-u", USER, "-x", "cipherfs"])
+        .args(["-u", USER, "-f"])
+        .arg(format!("cipherfs .*mount -f .* {r}/c {r}/p$"))
         .output()
         .unwrap();
     let pid = String::from_utf8_lossy(&pgrep.stdout).trim().to_string();
