@@ -57,10 +57,79 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
             // Named by mount.fuse3 and mount(8); we set our own.
             ("subtype" | "fsname", Some(_)) => {}
             (k, _) if cipherfs::helper::is_mount8_option(k) => {}
-            _ => opts.extra.push(o.to_string()),
+            ("kernel_cache", None) => {
+                return Err(Failure::new(
+                    EXIT_USAGE,
+                    "mount option kernel_cache is not offered: the kernel would keep serving \
+                     old contents after the cipher directory changes underneath (synced or \
+                     shared storage); cipherfs revalidates instead",
+                ))
+            }
+            (k, v) if is_passed_to_the_kernel(k, v) => opts.extra.push(o.to_string()),
+            _ => {
+                return Err(Failure::new(
+                    EXIT_USAGE,
+                    format!(
+                        "unknown mount option {o:?}; cipherfs takes {} and the generic \
+                         flags {} (see cipherfs(1) and mount.cipherfs(8))",
+                        OWN_OPTIONS.join(", "),
+                        GENERIC_FLAGS.join(", ")
+                    ),
+                ))
+            }
         }
     }
     Ok(())
+}
+
+/// The -o options cipherfs itself takes, as the refusal of others lists them.
+const OWN_OPTIONS: &[&str] = &[
+    "ro",
+    "rw",
+    "allow_other",
+    "default_permissions",
+    "backend=",
+    "passfile=",
+    "extpass=",
+    "idle=",
+    "pidfile=",
+    "masterkey_file=",
+    "debug_names",
+    "noxattr",
+    "acl",
+    "nonempty",
+    "max_read=",
+];
+
+/// Generic mount flags, which go to the mount call as flags.
+const GENERIC_FLAGS: &[&str] = &[
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "async",
+    "sync",
+    "atime",
+    "noatime",
+    "dirsync",
+    "relatime",
+    "strictatime",
+    "nodiratime",
+    "diratime",
+    "lazytime",
+    "nolazytime",
+];
+
+/// Options the mount call itself understands: the generic flags, and
+/// FUSE's max_read= (a number). Anything else it would refuse with a bare
+/// EINVAL, so it is refused here by name instead.
+fn is_passed_to_the_kernel(key: &str, value: Option<&str>) -> bool {
+    match value {
+        None => GENERIC_FLAGS.contains(&key),
+        Some(v) => key == "max_read" && v.parse::<u32>().is_ok(),
+    }
 }
 
 fn cmd_info(

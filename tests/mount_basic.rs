@@ -514,3 +514,50 @@ fn mount_places_and_missing_paths_are_refused_clearly() {
     assert_eq!(o.status.code(), Some(12));
     assert!(String::from_utf8_lossy(&o.stderr).contains("mkdir -p"));
 }
+
+/// An -o option the mount would refuse with a bare EINVAL is refused before
+/// mounting, by name, with the list of those that work; kernel_cache is
+/// refused with its reason; max_read= and generic flags go through.
+#[test]
+fn unknown_mount_options_are_refused_by_name() {
+    let Some(m) = Mounted::new("options", &[]) else {
+        return;
+    };
+    m.unmount();
+    let pw = m.passfile.to_str().unwrap();
+    let mount = |o: &str| {
+        let out = cipherfs(&[
+            "mount",
+            "--passfile",
+            pw,
+            "-o",
+            o,
+            m.cipher.to_str().unwrap(),
+            m.plain.to_str().unwrap(),
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = mount("nodev,bogusopt");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("\"bogusopt\"") && err.contains("noxattr") && err.contains("nosuid"),
+        "{err}"
+    );
+    let (code, err) = mount("max_read=lots");
+    assert_eq!(code, Some(2), "{err}");
+    let (code, err) = mount("kernel_cache");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("kernel_cache") && err.contains("underneath"),
+        "{err}"
+    );
+    assert!(!m.is_mounted());
+    let (code, err) = mount("max_read=65536,noatime,nosuid,nofail");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(m.is_mounted());
+    fs::write(m.plain.join("f"), b"x").unwrap();
+    m.unmount();
+}
