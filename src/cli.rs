@@ -90,7 +90,7 @@ pub enum Command {
         masterkey_file: Option<PathBuf>,
         #[command(flatten)]
         password: PasswordArgs,
-        /// Unmount after DURATION without use (e.g. 90s, 10m, 1h; plain numbers are seconds).
+        /// Unmount after DURATION without use (e.g. 90s, 10m, 1h, 1h30m; plain numbers are seconds; at least 1s). A mount still in use (an open file, a working directory inside) stays, and is tried again later.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         idle: Option<std::time::Duration>,
         /// Also name files by their plaintext names in the log, and let the FUSE library's own lines (which quote names) through (for debugging; off by default).
@@ -171,18 +171,57 @@ pub enum Command {
 
 /// "90", "90s", "10m", "2h" as a duration.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 10m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?} is not a duration like 90s, 10m or 1h")),
-    };
+    let bad = || format!("{s:?} is not a duration like 90s, 10m, 1h or 1h30m");
+    // Number-unit pairs, as in 1h30m; a bare number is seconds.
+    let mut secs: u64 = 0;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "" if digits == s.trim().len() => 1,
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        secs = n
+            .checked_mul(scale)
+            .and_then(|v| secs.checked_add(v))
+            .ok_or_else(bad)?;
+    }
     if secs == 0 {
-        return Err("the idle time must be at least one second".into());
+        return Err("the idle time must be at least one second (leave --idle out for none)".into());
     }
     Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(secs("90"), Ok(90));
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("10m"), Ok(600));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        assert_eq!(secs("2m30s"), Ok(150));
+        assert!(secs("0").unwrap_err().contains("at least one second"));
+        assert!(secs("0s").is_err());
+        for bad in ["", "h", "1d", "1h30", "m5", "1.5h", "-1s"] {
+            assert!(secs(bad).is_err(), "{bad:?}");
+        }
+    }
 }

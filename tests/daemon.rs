@@ -57,6 +57,56 @@ fn idle_unmounts_after_no_use_and_the_pidfile_comes_and_goes() {
     assert!(!pidfile.exists(), "PID file left behind");
 }
 
+/// --idle never detaches a mount in use: with a file open, or a process's
+/// working directory inside, it stays past the idle time (and says so once);
+/// once let go, it goes.
+#[test]
+fn idle_leaves_a_mount_in_use_alone_and_unmounts_it_once_let_go() {
+    let Some(m) = Mounted::new("idlebusy", &[]) else {
+        return;
+    };
+    fs::write(m.plain.join("held"), b"open while idle").unwrap();
+    fs::create_dir(m.plain.join("home")).unwrap();
+    m.unmount();
+    let log = m.root.join("log");
+    let mut daemon = m
+        .foreground_command()
+        .args(["--idle", "1s"])
+        .stderr(Stdio::from(fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    wait_until("the mount", 20, || m.is_mounted());
+    // Held by an open file, for several idle periods: it stays, and serves.
+    let mut file = fs::File::open(m.plain.join("held")).unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(m.is_mounted(), "unmounted with a file open");
+    let mut s = String::new();
+    file.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "open while idle");
+    // Then by a process's working directory alone.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .current_dir(m.plain.join("home"))
+        .spawn()
+        .unwrap();
+    drop(file);
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(m.is_mounted(), "unmounted with a working directory inside");
+    assert!(daemon.try_wait().unwrap().is_none(), "the daemon left");
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    wait_until("the idle unmount once let go", 20, || !m.is_mounted());
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let text = fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("is idle but in use").count(), 1, "{text}");
+    assert!(
+        text.contains("unmounted") && text.contains("(idle for 1s)"),
+        "{text}"
+    );
+    assert!(!text.contains("lazily"), "{text}");
+}
+
 #[test]
 fn a_busy_mount_on_sigterm_is_detached_lazily_and_says_so() {
     let Some(m) = Mounted::new("busy", &[]) else {

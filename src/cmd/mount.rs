@@ -353,22 +353,38 @@ fn serve(
             let _ = tx.send(sig);
         }
     });
+    let mut busy_logged = false;
     let reason = loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(sig) => break Some(format!("signal {sig}")),
             Err(mpsc::RecvTimeoutError::Timeout) if is_mounted(mountpoint) => {
-                if let Some(idle) = opts.idle {
-                    if activity.idle_for() >= idle {
-                        break Some(format!("idle for {}s", idle.as_secs()));
-                    }
+                let Some(idle) = opts.idle else { continue };
+                if activity.idle_for() < idle {
+                    continue;
                 }
+                // Never lazily: a mount with a file open or a working
+                // directory inside stays, and is tried again after another
+                // idle period.
+                if fusermount(mountpoint, false) {
+                    break Some(format!("idle for {}s", idle.as_secs()));
+                }
+                if !busy_logged {
+                    log::info!(
+                        "{} is idle but in use (an open file or a working directory): \
+                         it stays mounted, and is tried again after {}s without use",
+                        mountpoint.display(),
+                        idle.as_secs()
+                    );
+                    busy_logged = true;
+                }
+                activity.restart();
             }
             Err(_) => break None,
         }
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     handle.close();
-    if reason.is_some() {
+    if reason.is_some() && is_mounted(mountpoint) {
         unmount(mountpoint);
     }
     if !is_mounted(mountpoint) {
@@ -397,22 +413,10 @@ fn serve(
 /// Unmounts; a busy mount is detached lazily (it goes away when its last
 /// user leaves), and the log says so.
 fn unmount(mountpoint: &Path) {
-    let run = |lazy: bool| {
-        let mut c = Command::new("fusermount3");
-        c.arg("-u");
-        if lazy {
-            c.arg("-z");
-        }
-        c.arg(mountpoint)
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if run(false) {
+    if fusermount(mountpoint, false) {
         return;
     }
-    if is_mounted(mountpoint) && run(true) {
+    if is_mounted(mountpoint) && fusermount(mountpoint, true) {
         log::warn!(
             "{} is busy: detached lazily; it disappears when the last process using it lets go",
             mountpoint.display()
@@ -420,6 +424,20 @@ fn unmount(mountpoint: &Path) {
     } else if is_mounted(mountpoint) {
         log::error!("cannot unmount {}", mountpoint.display());
     }
+}
+
+/// `fusermount3 -u` (with `-z`: lazily); whether it unmounted.
+fn fusermount(mountpoint: &Path, lazy: bool) -> bool {
+    let mut c = Command::new("fusermount3");
+    c.arg("-u");
+    if lazy {
+        c.arg("-z");
+    }
+    c.arg(mountpoint)
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 /// Runs `cipherfs mount -f` as the daemon and waits for its verdict.

@@ -54,6 +54,12 @@ impl Activity {
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// Counts idle time from now again (after an idle unmount that found
+    /// the mount still in use).
+    pub fn restart(&self) {
+        self.touch();
+    }
+
     pub fn idle_for(&self) -> Duration {
         self.start
             .elapsed()
