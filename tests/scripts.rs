@@ -59,3 +59,28 @@ fn smoke_and_stress_pass_on_a_mount_and_catch_wrong_data() {
     // Nothing left behind in the mount.
     assert_eq!(std::fs::read_dir(&m.plain).unwrap().count(), 0);
 }
+
+/// The example mount unit orders itself after the cipher directory's
+/// filesystem and not after local-fs.target (a cycle for a mount without
+/// nofail, which is ordered before it).
+#[test]
+fn the_example_mount_unit_has_no_ordering_cycle() {
+    let unit = std::fs::read_to_string(script("systemd/srv-plain.mount")).unwrap();
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+            .map(str::to_string)
+    };
+    assert!(
+        !unit
+            .lines()
+            .any(|l| l.starts_with("After=") && l.contains("local-fs.target")),
+        "{unit}"
+    );
+    let what = value("What").expect("What=");
+    assert_eq!(
+        value("RequiresMountsFor").as_deref(),
+        Some(what.as_str()),
+        "{unit}"
+    );
+}
