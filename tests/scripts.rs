@@ -84,3 +84,31 @@ fn the_example_mount_unit_has_no_ordering_cycle() {
         "{unit}"
     );
 }
+
+/// The README names the Rust version Cargo.toml asks for, and every
+/// prerequisite of its first command.
+#[test]
+fn the_readme_names_the_rust_version_and_the_prerequisites() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let cargo = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|r| r.strip_suffix('"'))
+        .expect("rust-version in Cargo.toml");
+    assert!(
+        readme.contains(&format!("Rust {version} or newer")),
+        "README lacks Rust {version}"
+    );
+    let first = readme
+        .lines()
+        .find(|l| l.contains("cargo build --release") && l.contains("cipherfs mount"))
+        .expect("the first command");
+    for needed in ["build-essential", "fuse3", "rustup.rs", "git clone"] {
+        assert!(
+            first.contains(needed),
+            "the first command lacks {needed}: {first}"
+        );
+    }
+}
