@@ -32,7 +32,7 @@ pub struct Cli {
 /// Where the password comes from (default: a prompt on the terminal).
 #[derive(Args, Debug, Clone)]
 pub struct PasswordArgs {
-    /// Read the password from FILE (its content, less one trailing newline).
+    /// Read the password from FILE (its first line), or from standard input for -.
     #[arg(long, value_name = "FILE", conflicts_with = "extpass")]
     pub passfile: Option<PathBuf>,
     /// Run CMD with /bin/sh and use what it prints as the password.

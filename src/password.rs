@@ -84,10 +84,46 @@ pub fn read_private_file(
     Ok(buf)
 }
 
+/// The password in a file's text: its first line, as gocryptfs takes it.
+/// More lines are ignored, with a warning (a file of two lines is more
+/// likely a mistake than a password with a newline in it).
+fn first_line(text: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    let text = strip_newline(text);
+    match text.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            log::warn!("the password file has more than one line: only the first is used");
+            strip_newline(Zeroizing::new(text[..=end].to_vec()))
+        }
+        None => text,
+    }
+}
+
+/// A password from standard input (`--passfile -`), read into one buffer.
+fn read_stdin() -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut buf = Zeroizing::new(vec![0u8; PASSWORD_MAX + 1]);
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(std::io::stdin(), &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("cannot read the password from standard input: {e}")),
+        }
+    }
+    if len > PASSWORD_MAX {
+        return Err(format!(
+            "the password on standard input is longer than {PASSWORD_MAX} bytes"
+        ));
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 /// Reads a password; `confirm` asks twice on a terminal (init, passwd).
 pub fn read(source: &Source, what: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>, String> {
     let pw = match source {
-        Source::File(path) => strip_newline(read_private_file(
+        Source::File(path) if path.as_os_str() == "-" => first_line(read_stdin()?),
+        Source::File(path) => first_line(read_private_file(
             path,
             "password file",
             PASSWORD_MAX,

@@ -368,3 +368,53 @@ fn rename_noreplace_exchange_and_device_nodes() {
         eprintln!("SKIP device node part: mknod needs root");
     }
 }
+
+/// `--passfile -` reads the password from standard input; a password file
+/// of several lines gives its first line, with a warning, as gocryptfs does.
+#[test]
+fn password_from_stdin_and_a_multi_line_password_file() {
+    use std::io::Write;
+    let Some(m) = Mounted::new("pwstdin", &[]) else {
+        return;
+    };
+    m.unmount();
+    let mut child = Command::new(common::mount::BIN)
+        .args(["mount", "--passfile", "-"])
+        .arg(&m.cipher)
+        .arg(&m.plain)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"test password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(m.is_mounted());
+    m.unmount();
+    let two = m.root.join("two-lines");
+    common::mount::write_private(&two, "test password\nthe second line\n");
+    let out = cipherfs(&[
+        "mount",
+        "--passfile",
+        two.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+        m.plain.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("more than one line: only the first is used"),
+        "{err}"
+    );
+    m.unmount();
+}
