@@ -59,6 +59,22 @@ pub fn classify(args: Vec<OsString>, subcommands: &[String]) -> Invocation {
     if fake {
         return Invocation::Fake;
     }
+    if !called_as_helper {
+        // mount.fuse3 appends dev and suid to every entry that does not say
+        // nodev or nosuid, so they cannot be told from a request: the mount
+        // keeps nodev and nosuid, as mount.cipherfs(8) promises. (Type
+        // `cipherfs` entries pass through mount(8) alone and may ask.)
+        options = options
+            .iter()
+            .map(|o| {
+                o.split(',')
+                    .filter(|x| !matches!(*x, "dev" | "suid"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|o| !o.is_empty())
+            .collect();
+    }
     let mut out = vec![argv0, OsString::from("mount")];
     out.extend(positional);
     if !options.is_empty() {
@@ -101,6 +117,31 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         super::classify(args, &subs)
+    }
+
+    #[test]
+    fn mount_fuse3s_dev_and_suid_are_not_taken_as_requests() {
+        let Invocation::Helper(a) = classify(v(&[
+            "cipherfs",
+            "/srv/c",
+            "/srv/p",
+            "-o",
+            "rw,passfile=/x,allow_other,dev,suid",
+        ])) else {
+            panic!()
+        };
+        assert_eq!(a[4..], v(&["-o", "rw,passfile=/x,allow_other"])[..]);
+        // mount(8) calling mount.cipherfs passes what the entry says.
+        let Invocation::Helper(a) = classify(v(&[
+            "/sbin/mount.cipherfs",
+            "/srv/c",
+            "/srv/p",
+            "-o",
+            "suid",
+        ])) else {
+            panic!()
+        };
+        assert_eq!(a[4..], v(&["-o", "suid"])[..]);
     }
 
     #[test]

@@ -78,6 +78,18 @@ fn mount_with_fstab(m: &Mounted, fstype: &str, options: &str) {
         m.is_mounted(),
         "{fstype}: not mounted after mount(8) returned"
     );
+    // nodev and nosuid hold whichever way the entry is mounted (mount.fuse3
+    // appends dev,suid to fuse.cipherfs entries).
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(m.plain.to_str().unwrap()))
+        .unwrap();
+    let flags = line.split(' ').nth(5).unwrap_or("");
+    assert!(
+        flags.split(',').any(|f| f == "nodev") && flags.split(',').any(|f| f == "nosuid"),
+        "{fstype}: {line}"
+    );
     fs::write(m.plain.join("via-fstab"), fstype).unwrap();
     assert_eq!(
         fs::read_to_string(m.plain.join("via-fstab")).unwrap(),
