@@ -54,8 +54,8 @@ fn apply_options(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure
             ("noxattr", None) => opts.no_xattr = true,
             ("acl", None) => opts.acl = true,
             ("nonempty", None) => opts.nonempty = true,
-            // Named by mount.fuse3 and mount(8); we set our own.
-            ("subtype" | "fsname", Some(_)) => {}
+            // The mount's source and type: kept for the mount call.
+            ("subtype" | "fsname", Some(_)) => opts.extra.push(o.to_string()),
             (k, _) if cipherfs::helper::is_mount8_option(k) => {}
             ("kernel_cache", None) => {
                 return Err(Failure::new(
@@ -99,6 +99,8 @@ const OWN_OPTIONS: &[&str] = &[
     "acl",
     "nonempty",
     "max_read=",
+    "fsname=",
+    "subtype=",
 ];
 
 /// Generic mount flags, which go to the mount call as flags.

@@ -434,3 +434,47 @@ fn no_secret_in_the_daemons_argv_or_environment() {
     let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(cmdline.contains("--masterkey-file\0-"), "{cmdline:?}");
 }
+
+/// The mount's type and source, as findmnt shows them: fuse.cipherfs and
+/// the cipher directory's absolute path, even when mounted with relative
+/// paths (as root, which mounts directly); -o fsname= and subtype= win.
+#[test]
+fn mounts_show_type_fuse_cipherfs_and_the_absolute_source() {
+    let Some(m) = Mounted::new("fstype", &[]) else {
+        return;
+    };
+    m.unmount();
+    let entry = || {
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = info
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(m.plain.to_str().unwrap()))
+            .expect("mounted")
+            .to_string();
+        let after = line.split(" - ").nth(1).unwrap().to_string();
+        let mut f = after.split(' ');
+        (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+    };
+    let mount = |extra: &[&str]| {
+        let out = std::process::Command::new(common::mount::BIN)
+            .args(["mount", "--passfile"])
+            .arg(&m.passfile)
+            .args(extra)
+            .args(["c", "p"])
+            .current_dir(&m.root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    mount(&[]);
+    let cipher = m.cipher.canonicalize().unwrap().display().to_string();
+    assert_eq!(entry(), ("fuse.cipherfs".to_string(), cipher));
+    m.unmount();
+    mount(&["-o", "fsname=myvault,subtype=vaultfs"]);
+    assert_eq!(entry(), ("fuse.vaultfs".to_string(), "myvault".to_string()));
+    m.unmount();
+}

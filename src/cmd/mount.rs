@@ -183,12 +183,35 @@ fn presize_fd_table(slots: i32) {
 fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
     use fuser::MountOption as M;
     let mut cfg = fuser::Config::default();
+    // The source is the cipher directory's absolute path and the type
+    // fuse.cipherfs (findmnt -t fuse.cipherfs), unless -o says otherwise.
+    let named = |key: &str| {
+        opts.extra
+            .iter()
+            .rev()
+            .find_map(|o| o.strip_prefix(key).map(str::to_string))
+    };
+    let fsname = named("fsname=").unwrap_or_else(|| {
+        cipherdir
+            .canonicalize()
+            .unwrap_or_else(|_| cipherdir.to_path_buf())
+            .display()
+            .to_string()
+    });
+    let subtype = named("subtype=").unwrap_or_else(|| "cipherfs".into());
     cfg.mount_options = vec![
-        M::FSName(cipherdir.display().to_string()),
-        M::Subtype("cipherfs".into()),
+        M::FSName(fsname),
+        M::Subtype(subtype.clone()),
         M::NoDev,
         M::NoSuid,
     ];
+    if rustix::process::geteuid().is_root() {
+        // Root mounts directly, and fuser gives mount(2) no subtype: the
+        // kernel takes it as an option of its own. (fusermount3, for users,
+        // turns Subtype into the type itself.)
+        cfg.mount_options
+            .push(M::CUSTOM(format!("subtype={subtype}")));
+    }
     // Shared with other users, the kernel must check their permissions.
     // Alone, the kernel admits only the mounting user, and the backing
     // filesystem checks what the daemon does as that user: the kernel's own
@@ -200,7 +223,11 @@ fn fuse_config(cipherdir: &Path, opts: &MountOptions) -> fuser::Config {
     if opts.read_only {
         cfg.mount_options.push(M::RO);
     }
-    for o in &opts.extra {
+    for o in opts
+        .extra
+        .iter()
+        .filter(|o| !o.starts_with("fsname=") && !o.starts_with("subtype="))
+    {
         // Generic mount flags (mount(8) expands "defaults" into some of them)
         // are flags for the mount call, not FUSE options, which the kernel
         // would refuse with EINVAL.
