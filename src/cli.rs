@@ -42,7 +42,7 @@ pub struct PasswordArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a new cipher directory (it must exist and be empty).
+    /// Create a new cipher directory (an empty directory, made if missing).
     Init {
         /// The directory that will hold the encrypted files.
         cipherdir: PathBuf,
