@@ -40,27 +40,48 @@ pub struct PasswordArgs {
     pub extpass: Option<String>,
 }
 
+/// The format of a cipher directory, as init chooses it (and recover restates it).
+#[derive(Args, Debug, Clone)]
+pub struct FormatArgs {
+    /// Content cipher: xts-aes-256 (AES-256-XTS, the default), xts-aes-128, or essiv-aes-256 (AES-256-CBC-ESSIV).
+    #[arg(long, default_value = "xts-aes-256", value_parser = ["xts-aes-256", "xts-aes-128", "essiv-aes-256"])]
+    pub cipher: String,
+    /// Sector size in bytes.
+    #[arg(long, default_value_t = 4096, value_parser = clap::builder::PossibleValuesParser::new(["512", "1024", "2048", "4096"]).map(|s| s.parse::<u32>().unwrap_or(4096)))]
+    pub sector_size: u32,
+    /// Store names unencrypted (for debugging only).
+    #[arg(long)]
+    pub plaintext_names: bool,
+    /// Argon2id memory in MiB (default 64; values below 64 are for tests).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_MEMORY_KIB / 1024)))]
+    pub kdf_memory_mib: u32,
+    /// Argon2id passes (default 3).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_ITERATIONS)))]
+    pub kdf_iterations: u32,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new cipher directory (an empty directory, made if missing).
     Init {
         /// The directory that will hold the encrypted files.
         cipherdir: PathBuf,
-        /// Content cipher: xts-aes-256 (AES-256-XTS, the default), xts-aes-128, or essiv-aes-256 (AES-256-CBC-ESSIV).
-        #[arg(long, default_value = "xts-aes-256", value_parser = ["xts-aes-256", "xts-aes-128", "essiv-aes-256"])]
-        cipher: String,
-        /// Sector size in bytes.
-        #[arg(long, default_value_t = 4096, value_parser = clap::builder::PossibleValuesParser::new(["512", "1024", "2048", "4096"]).map(|s| s.parse::<u32>().unwrap_or(4096)))]
-        sector_size: u32,
-        /// Store names unencrypted (for debugging only).
-        #[arg(long)]
-        plaintext_names: bool,
-        /// Argon2id memory in MiB (default 64; values below 64 are for tests).
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_MEMORY_KIB / 1024)))]
-        kdf_memory_mib: u32,
-        /// Argon2id passes (default 3).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_ITERATIONS)))]
-        kdf_iterations: u32,
+        #[command(flatten)]
+        format: FormatArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Write a new config for a cipher directory whose config is lost, from its master key and a new password.
+    Recover {
+        /// The cipher directory (without its cipherfs.conf).
+        cipherdir: PathBuf,
+        /// The master key (hex, as `info --show-masterkey` printed it), from FILE, or stdin for -. FILE must not be readable by its group or others.
+        #[arg(long, value_name = "FILE")]
+        masterkey_file: PathBuf,
+        /// The format the directory was made with (init's flags; its defaults if not given).
+        #[command(flatten)]
+        format: FormatArgs,
+        /// The new password.
         #[command(flatten)]
         password: PasswordArgs,
     },
@@ -138,6 +159,9 @@ pub enum Command {
         /// Read the new password from FILE.
         #[arg(long, value_name = "FILE")]
         new_passfile: Option<PathBuf>,
+        /// Prove the right to change it with the master key (hex, from FILE, or stdin for -) instead of the old password.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
+        masterkey_file: Option<PathBuf>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {

@@ -194,13 +194,36 @@ fn cmd_fsck(cipherdir: &std::path::Path, repair: bool, pw: &PasswordArgs) -> Res
     ))
 }
 
+fn init_options(f: &cli::FormatArgs, password: &PasswordArgs) -> InitOptions {
+    InitOptions {
+        cipher: f.cipher.clone(),
+        sector_size: f.sector_size,
+        plaintext_names: f.plaintext_names,
+        kdf: KdfParams {
+            memory_kib: f.kdf_memory_mib * 1024,
+            iterations: f.kdf_iterations,
+            parallelism: KdfParams::DEFAULT.parallelism,
+        },
+        password: source(password),
+    }
+}
+
 fn cmd_passwd(
     cipherdir: &std::path::Path,
     pw: &PasswordArgs,
     new_passfile: &Option<std::path::PathBuf>,
+    masterkey_file: &Option<std::path::PathBuf>,
 ) -> Result<(), Failure> {
     let config: Config = cmd::load_config(cipherdir)?;
-    let master = cmd::unlock(&config, &source(pw))?;
+    let master = match masterkey_file {
+        // No old password: the key proves itself on the directory's names.
+        Some(f) => {
+            let master = cmd::recover::read_master_key(f)?;
+            cmd::recover::check_key(cipherdir, &master, config.params.name_mode)?;
+            master
+        }
+        None => cmd::unlock(&config, &source(pw))?,
+    };
     let new_source = match new_passfile {
         Some(f) => password::Source::File(f.clone()),
         None => password::Source::Prompt,
@@ -226,24 +249,10 @@ fn run(command: &Command) -> Result<bool, Failure> {
         Command::Backends { algs } => cmd_backends(algs).map_err(|e| Failure::new(EXIT_USAGE, e)),
         Command::Init {
             cipherdir,
-            cipher,
-            sector_size,
-            plaintext_names,
-            kdf_memory_mib,
-            kdf_iterations,
+            format,
             password,
         } => {
-            let opts = InitOptions {
-                cipher: cipher.clone(),
-                sector_size: *sector_size,
-                plaintext_names: *plaintext_names,
-                kdf: KdfParams {
-                    memory_kib: kdf_memory_mib * 1024,
-                    iterations: *kdf_iterations,
-                    parallelism: KdfParams::DEFAULT.parallelism,
-                },
-                password: source(password),
-            };
+            let opts = init_options(format, password);
             cmd::init::run(cipherdir, &opts)?;
             eprintln!(
                 "cipherfs: {} is ready. Mount it with: cipherfs mount {} MOUNTPOINT",
@@ -312,7 +321,17 @@ fn run(command: &Command) -> Result<bool, Failure> {
             cipherdir,
             password,
             new_passfile,
-        } => cmd_passwd(cipherdir, password, new_passfile).map(|_| true),
+            masterkey_file,
+        } => cmd_passwd(cipherdir, password, new_passfile, masterkey_file).map(|_| true),
+        Command::Recover {
+            cipherdir,
+            masterkey_file,
+            format,
+            password,
+        } => {
+            cmd::recover::run(cipherdir, masterkey_file, &init_options(format, password))?;
+            Ok(true)
+        }
         Command::Fsck {
             cipherdir,
             repair,

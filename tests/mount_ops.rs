@@ -418,3 +418,112 @@ fn password_from_stdin_and_a_multi_line_password_file() {
     );
     m.unmount();
 }
+
+/// Recovery with the master key: a populated directory whose config is
+/// deleted gets a new one from `recover` (after the key is checked on its
+/// names; a wrong key writes nothing), and every file reads again;
+/// `passwd --masterkey-file` sets a new password without the old one.
+#[test]
+fn recover_a_lost_config_and_change_a_password_with_the_master_key() {
+    let Some(m) = Mounted::new("recover", &["--sector-size", "1024"]) else {
+        return;
+    };
+    let files: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|i| {
+            (
+                format!("file-{i}-{}", "n".repeat(i * 9)),
+                vec![i as u8; i * 1000 + 7],
+            )
+        })
+        .collect();
+    fs::create_dir(m.plain.join("sub")).unwrap();
+    for (name, data) in &files {
+        fs::write(m.plain.join(name), data).unwrap();
+        fs::write(m.plain.join("sub").join(name), data).unwrap();
+    }
+    let key = m.master_key();
+    m.unmount();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let keyfile = m.root.join("key");
+    common::mount::write_private(&keyfile, &hex);
+    let wrong = m.root.join("wrong");
+    common::mount::write_private(&wrong, &"ab".repeat(64));
+    let newpw = m.root.join("newpw");
+    common::mount::write_private(&newpw, "recovered password\n");
+    fs::remove_file(m.cipher.join("cipherfs.conf")).unwrap();
+    let recover = |key: &std::path::Path| {
+        cipherfs(&[
+            "recover",
+            "--masterkey-file",
+            key.to_str().unwrap(),
+            "--sector-size",
+            "1024",
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-iterations",
+            "1",
+            "--passfile",
+            newpw.to_str().unwrap(),
+            m.cipher.to_str().unwrap(),
+        ])
+    };
+    let out = recover(&wrong);
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !m.cipher.join("cipherfs.conf").exists(),
+        "a wrong key wrote a config"
+    );
+    let out = recover(&keyfile);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names at the root decrypt"));
+    let out = recover(&keyfile);
+    assert_eq!(out.status.code(), Some(11), "a config is there now");
+    let mount_with = |pw: &std::path::Path| {
+        cipherfs(&[
+            "mount",
+            "--passfile",
+            pw.to_str().unwrap(),
+            m.cipher.to_str().unwrap(),
+            m.plain.to_str().unwrap(),
+        ])
+    };
+    assert!(mount_with(&newpw).status.success());
+    for (name, data) in &files {
+        assert_eq!(&fs::read(m.plain.join(name)).unwrap(), data, "{name}");
+        assert_eq!(
+            &fs::read(m.plain.join("sub").join(name)).unwrap(),
+            data,
+            "sub/{name}"
+        );
+    }
+    m.unmount();
+    // A new password with the key instead of the old password.
+    let third = m.root.join("third");
+    common::mount::write_private(&third, "third password\n");
+    let out = cipherfs(&[
+        "passwd",
+        "--masterkey-file",
+        keyfile.to_str().unwrap(),
+        "--new-passfile",
+        third.to_str().unwrap(),
+        m.cipher.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mount_with(&newpw).status.code(), Some(10));
+    assert!(mount_with(&third).status.success());
+    assert_eq!(fs::read(m.plain.join(&files[3].0)).unwrap(), files[3].1);
+    m.unmount();
+}

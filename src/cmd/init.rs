@@ -23,13 +23,32 @@ pub const CIPHER_CHOICES: &[(&str, &str, usize)] = &[
     ("essiv-aes-256", "essiv(cbc(aes),sha256)", 32),
 ];
 
-pub fn run(cipherdir: &Path, opts: &InitOptions) -> Result<(), Failure> {
-    let (_, alg, key_len) = CIPHER_CHOICES
+/// The kernel algorithm and key length of a `--cipher` choice.
+pub fn cipher_choice(name: &str) -> Result<(&'static str, usize), Failure> {
+    CIPHER_CHOICES
         .iter()
-        .find(|c| c.0 == opts.cipher)
-        .ok_or_else(|| {
-            Failure::new(exitcode::USAGE, format!("unknown cipher {:?}", opts.cipher))
-        })?;
+        .find(|c| c.0 == name)
+        .map(|c| (c.1, c.2))
+        .ok_or_else(|| Failure::new(exitcode::USAGE, format!("unknown cipher {name:?}")))
+}
+
+/// The config parameters init's flags choose.
+pub fn new_config(opts: &InitOptions, alg: &str, key_len: usize) -> NewConfig {
+    NewConfig {
+        content_cipher: alg.to_string(),
+        content_key_bytes: key_len,
+        sector_size: opts.sector_size,
+        name_mode: if opts.plaintext_names {
+            NameMode::Plaintext
+        } else {
+            NameMode::CtsCbc
+        },
+        kdf_params: opts.kdf,
+    }
+}
+
+pub fn run(cipherdir: &Path, opts: &InitOptions) -> Result<(), Failure> {
+    let (alg, key_len) = cipher_choice(&opts.cipher)?;
     // A missing directory is made (its parent must exist), as mkdir would.
     let create = match std::fs::metadata(cipherdir) {
         Ok(m) if m.is_dir() => false,
@@ -73,17 +92,7 @@ pub fn run(cipherdir: &Path, opts: &InitOptions) -> Result<(), Failure> {
             ),
         ));
     }
-    let new = NewConfig {
-        content_cipher: alg.to_string(),
-        content_key_bytes: *key_len,
-        sector_size: opts.sector_size,
-        name_mode: if opts.plaintext_names {
-            NameMode::Plaintext
-        } else {
-            NameMode::CtsCbc
-        },
-        kdf_params: opts.kdf,
-    };
+    let new = new_config(opts, alg, key_len);
     let pw = password::read(&opts.password, "Choose a password", true)
         .map_err(|e| Failure::new(exitcode::USAGE, e))?;
     let master = MasterKey::generate().map_err(|e| Failure::new(exitcode::OTHER, e.to_string()))?;

@@ -3,6 +3,7 @@
 pub mod init;
 pub mod mount;
 pub mod place;
+pub mod recover;
 
 use std::path::Path;
 

@@ -12,10 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use zeroize::Zeroizing;
-
 use super::place::{check_mountpoint, check_placement};
-use super::{load_config, master_hex, parse_master_hex, unlock};
+use super::{load_config, master_hex, unlock};
 use crate::crypto::MasterKey;
 use crate::exitcode::{self, Failure};
 use crate::fs::CipherFs;
@@ -61,49 +59,12 @@ fn master_key(
     config: &crate::config::Config,
 ) -> Result<MasterKey, Failure> {
     match &opts.masterkey_file {
-        Some(p) => {
-            let text = if p.as_os_str() == "-" {
-                read_key_pipe()?
-            } else {
-                password::read_private_file(p, "master key file", super::MASTER_HEX_MAX, 0o077)
-                    .map_err(|e| Failure::new(exitcode::USAGE, e))?
-            };
-            parse_master_hex(&text)
-        }
+        Some(p) => super::recover::read_master_key(p),
         None => {
             let _ = cipherdir;
             unlock(config, &opts.password)
         }
     }
-}
-
-/// The key in hex on standard input (from the parent `mount`, or a user's
-/// pipe): read straight from descriptor 0 into one buffer of fixed size,
-/// so no growing or library-buffered copy of it is left in freed memory.
-fn read_key_pipe() -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let mut buf = Zeroizing::new(vec![0u8; super::MASTER_HEX_MAX]);
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(std::io::stdin(), &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                return Err(Failure::new(
-                    exitcode::OTHER,
-                    format!("cannot read the master key from stdin: {e}"),
-                ))
-            }
-        }
-    }
-    if len == buf.len() {
-        return Err(Failure::new(
-            exitcode::USAGE,
-            "the master key on stdin is too long (128 hex digits are expected)",
-        ));
-    }
-    buf.truncate(len);
-    Ok(buf)
 }
 
 pub fn run(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(), Failure> {
