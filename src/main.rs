@@ -147,7 +147,12 @@ fn cmd_info(
         p.content_cipher, p.content_key_bytes
     );
     println!("sector size      {}", p.sector_size);
-    println!("names            {:?}", p.name_mode);
+    // The config's own spelling (cipherfs(5)).
+    let names = match p.name_mode {
+        cipherfs::config::NameMode::CtsCbc => "cts-cbc",
+        cipherfs::config::NameMode::Plaintext => "plaintext",
+    };
+    println!("names            {names}");
     println!("features         {}", p.feature_flags.join(", "));
     println!(
         "kdf              {} m={} KiB t={} p={}",
@@ -175,10 +180,10 @@ fn cmd_fsck(cipherdir: &std::path::Path, repair: bool, pw: &PasswordArgs) -> Res
         left -= garbage - cipherfs::fsck::repair(&report);
     }
     println!(
-        "{}: {} entries checked, {} problem(s), {garbage} of them garbage{}",
+        "{}: {} checked, {}, {garbage} of them garbage{}",
         cipherdir.display(),
-        report.entries,
-        report.problems.len(),
+        count(report.entries as usize, "entry", "entries"),
+        count(report.problems.len(), "problem", "problems"),
         if garbage > 0 && !repair {
             " (--repair removes those)"
         } else {
@@ -190,8 +195,17 @@ fn cmd_fsck(cipherdir: &std::path::Path, repair: bool, pw: &PasswordArgs) -> Res
     }
     Err(Failure::new(
         cipherfs::exitcode::DAMAGED,
-        format!("{left} problem(s) left in {}", cipherdir.display()),
+        format!(
+            "{} left in {}",
+            count(left, "problem", "problems"),
+            cipherdir.display()
+        ),
     ))
+}
+
+/// "1 problem", "2 problems".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn init_options(f: &cli::FormatArgs, password: &PasswordArgs) -> InitOptions {
@@ -441,8 +455,9 @@ fn cmd_backends(algs: &[String]) -> Result<bool, String> {
                         .and_then(|t| t.setkey(&selftest_key(info)).ok().and(t.driver()))
                         .unwrap_or_default();
                     println!(
-                        "  {:<6} ok, {n} known-answer vectors passed; {driver}",
-                        backend.name()
+                        "  {:<6} ok, {} passed; {driver}",
+                        backend.name(),
+                        count(n, "known-answer vector", "known-answer vectors")
                     );
                 }
                 Err(e @ skcipher::SkcipherError::SelfTestFailed { .. }) => {

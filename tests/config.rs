@@ -249,3 +249,47 @@ fn a_planted_config_is_refused_before_any_kdf_work() {
     }
     fs::write(&conf, &text).unwrap();
 }
+
+/// `info` spells settings as the config (cipherfs(5)) does; fsck counts in
+/// words, not "problem(s)".
+#[test]
+fn info_and_fsck_speak_plainly() {
+    if !std::path::Path::new(BIN).exists() {
+        eprintln!("SKIP info wording: the cipherfs binary is not at {BIN}");
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("cipherfs-wording-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(&root).unwrap();
+    let pw = root.join("pw");
+    fs::write(&pw, "pw\n").unwrap();
+    fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = root.join("c");
+    let run = |args: &[&str]| {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let (pw_s, c_s) = (pw.to_str().unwrap(), c.to_str().unwrap());
+    run(&[
+        "init",
+        "--kdf-memory-mib",
+        "1",
+        "--kdf-iterations",
+        "1",
+        "--passfile",
+        pw_s,
+        c_s,
+    ]);
+    let info = run(&["info", c_s]);
+    assert!(
+        info.lines().any(|l| l == "names            cts-cbc"),
+        "{info}"
+    );
+    let fsck = run(&["fsck", "--passfile", pw_s, c_s]);
+    assert!(
+        fsck.contains(": 2 entries checked, 0 problems, 0 of them garbage"),
+        "{fsck}"
+    );
+    assert!(!fsck.contains("(s)"), "{fsck}");
+    let _ = fs::remove_dir_all(&root);
+}
