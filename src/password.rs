@@ -98,21 +98,24 @@ fn first_line(text: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
     }
 }
 
-/// A password from standard input (`--passfile -`), read into one buffer.
-fn read_stdin() -> Result<Zeroizing<Vec<u8>>, String> {
-    let mut buf = Zeroizing::new(vec![0u8; PASSWORD_MAX + 1]);
+/// A secret from standard input (a password for `--passfile -`, the master
+/// key from the parent `mount` or a user's pipe), read straight from
+/// descriptor 0 into one buffer of fixed size: no growing or library-buffered
+/// copy of it is left in freed memory. At most `max` bytes; `what` names it.
+pub fn read_stdin(max: usize, what: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut buf = Zeroizing::new(vec![0u8; max + 1]);
     let mut len = 0;
     while len < buf.len() {
         match rustix::io::read(std::io::stdin(), &mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("cannot read the password from standard input: {e}")),
+            Err(e) => return Err(format!("cannot read the {what} from standard input: {e}")),
         }
     }
-    if len > PASSWORD_MAX {
+    if len > max {
         return Err(format!(
-            "the password on standard input is longer than {PASSWORD_MAX} bytes"
+            "the {what} on standard input is longer than {max} bytes"
         ));
     }
     buf.truncate(len);
@@ -122,7 +125,9 @@ fn read_stdin() -> Result<Zeroizing<Vec<u8>>, String> {
 /// Reads a password; `confirm` asks twice on a terminal (init, passwd).
 pub fn read(source: &Source, what: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>, String> {
     let pw = match source {
-        Source::File(path) if path.as_os_str() == "-" => first_line(read_stdin()?),
+        Source::File(path) if path.as_os_str() == "-" => {
+            first_line(read_stdin(PASSWORD_MAX, "password")?)
+        }
         Source::File(path) => first_line(read_private_file(
             path,
             "password file",

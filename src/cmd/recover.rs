@@ -21,41 +21,13 @@ use crate::{password, untrusted};
 /// The master key from FILE (private to its owner), or stdin for `-`.
 pub fn read_master_key(path: &Path) -> Result<MasterKey, Failure> {
     let text = if path.as_os_str() == "-" {
-        read_key_pipe()?
+        password::read_stdin(super::MASTER_HEX_MAX, "master key")
+            .map_err(|e| Failure::new(exitcode::USAGE, e))?
     } else {
         password::read_private_file(path, "master key file", super::MASTER_HEX_MAX, 0o077)
             .map_err(|e| Failure::new(exitcode::USAGE, e))?
     };
     parse_master_hex(&text)
-}
-
-/// The key in hex on standard input (from the parent `mount`, or a user's
-/// pipe): read straight from descriptor 0 into one buffer of fixed size,
-/// so no growing or library-buffered copy of it is left in freed memory.
-pub fn read_key_pipe() -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let mut buf = Zeroizing::new(vec![0u8; super::MASTER_HEX_MAX]);
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(std::io::stdin(), &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                return Err(Failure::new(
-                    exitcode::OTHER,
-                    format!("cannot read the master key from stdin: {e}"),
-                ))
-            }
-        }
-    }
-    if len == buf.len() {
-        return Err(Failure::new(
-            exitcode::USAGE,
-            "the master key on stdin is too long (128 hex digits are expected)",
-        ));
-    }
-    buf.truncate(len);
-    Ok(buf)
 }
 
 /// Checks that `master` is the key of the cipher directory: the names at its
