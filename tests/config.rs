@@ -9,7 +9,9 @@ use cipherfs::config::{Config, ConfigError, NameMode, NewConfig, CONFIG_NAME};
 use cipherfs::crypto::kdf::KdfParams;
 use cipherfs::crypto::MasterKey;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cipherfs");
+mod common;
+
+use common::mount::{init_cheap, write_private, BIN};
 
 fn test_config() -> NewConfig {
     NewConfig {
@@ -185,21 +187,8 @@ fn a_planted_config_is_refused_before_any_kdf_work() {
     fs::create_dir_all(&c).unwrap();
     fs::create_dir_all(&p).unwrap();
     let pw = root.join("pw");
-    fs::write(&pw, "pw\n").unwrap();
-    fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let init = Command::new(BIN)
-        .args([
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-            "--passfile",
-        ])
-        .arg(&pw)
-        .arg(&c)
-        .output()
-        .unwrap();
+    write_private(&pw, "pw\n");
+    let init = init_cheap(&pw, &c, &[]);
     assert!(
         init.status.success(),
         "{}",
@@ -262,24 +251,14 @@ fn info_and_fsck_speak_plainly() {
     let _ = fs::remove_dir_all(&root);
     fs::create_dir_all(&root).unwrap();
     let pw = root.join("pw");
-    fs::write(&pw, "pw\n").unwrap();
-    fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_private(&pw, "pw\n");
     let c = root.join("c");
     let run = |args: &[&str]| {
         let o = Command::new(BIN).args(args).output().unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
     };
     let (pw_s, c_s) = (pw.to_str().unwrap(), c.to_str().unwrap());
-    run(&[
-        "init",
-        "--kdf-memory-mib",
-        "1",
-        "--kdf-iterations",
-        "1",
-        "--passfile",
-        pw_s,
-        c_s,
-    ]);
+    init_cheap(&pw, &c, &[]);
     let info = run(&["info", c_s]);
     assert!(
         info.lines().any(|l| l == "names            cts-cbc"),

@@ -497,16 +497,7 @@ fn mount_places_and_missing_paths_are_refused_clearly() {
     fs::remove_file(m.plain.join("hidden")).unwrap();
     // init makes a missing directory (its parent must exist), mode 0700.
     let fresh = m.root.join("fresh");
-    let o = cipherfs(&[
-        "init",
-        "--kdf-memory-mib",
-        "1",
-        "--kdf-iterations",
-        "1",
-        "--passfile",
-        pw,
-        fresh.to_str().unwrap(),
-    ]);
+    let o = common::mount::init_cheap(&m.passfile, &fresh, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(fs::metadata(&fresh).unwrap().mode() & 0o777, 0o700);
     let deep = m.root.join("a/b/c");

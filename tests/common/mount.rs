@@ -23,6 +23,20 @@ pub fn write_private(path: &Path, content: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// The KDF flags tests give init and recover: 1 MiB and one pass, the floor.
+pub const CHEAP_KDF: [&str; 4] = ["--kdf-memory-mib", "1", "--kdf-iterations", "1"];
+
+/// `cipherfs init` of `dir` with the cheap KDF, the password in `passfile`,
+/// and `extra` flags.
+pub fn init_cheap(passfile: &Path, dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["init"];
+    args.extend(CHEAP_KDF);
+    args.extend(["--passfile", passfile.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    args.push(dir.to_str().unwrap());
+    cipherfs(&args)
+}
+
 pub fn cipherfs(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run cipherfs")
 }
@@ -75,18 +89,7 @@ impl Mounted {
         std::fs::create_dir_all(&cipher).unwrap();
         std::fs::create_dir_all(&plain).unwrap();
         write_private(&passfile, "test password\n");
-        let mut args = vec![
-            "init",
-            "--kdf-memory-mib",
-            "1",
-            "--kdf-iterations",
-            "1",
-            "--passfile",
-        ];
-        args.push(passfile.to_str().unwrap());
-        args.extend_from_slice(init_args);
-        args.push(cipher.to_str().unwrap());
-        let out = cipherfs(&args);
+        let out = init_cheap(&passfile, &cipher, init_args);
         assert!(
             out.status.success(),
             "init: {}",
