@@ -44,10 +44,13 @@ pub fn show_dependency_lines(on: bool) {
 /// line with `--debug-names`), a notice in its place, or nothing.
 fn screen(record: &Record<'_>) -> Option<Option<String>> {
     let target = record.target();
-    if target == "cipherfs"
-        || target.starts_with("cipherfs::")
-        || DEPENDENCY_LINES.load(Ordering::Relaxed)
-    {
+    if target == "cipherfs" || target.starts_with("cipherfs::") {
+        return Some(None);
+    }
+    if says_nothing_is_wrong(record) {
+        return None;
+    }
+    if DEPENDENCY_LINES.load(Ordering::Relaxed) {
         return Some(None);
     }
     if record.level() > log::Level::Warn || MOUNT_GONE.load(Ordering::Relaxed) {
@@ -64,6 +67,21 @@ fn screen(record: &Record<'_>) -> Option<Option<String>> {
         },
         record.level().as_str().to_lowercase()
     )))
+}
+
+/// fuser's complaints about the normal end of a mount, dropped even with
+/// --debug-names: its own unmount of a mount already gone (EINVAL), and a
+/// reply the kernel no longer takes because the request was interrupted
+/// (ENOENT) or the connection ended at unmount (ENODEV), which a busy
+/// machine shows now and then.
+fn says_nothing_is_wrong(record: &Record<'_>) -> bool {
+    if !record.target().starts_with("fuser") {
+        return false;
+    }
+    let text = record.args().to_string();
+    (text.starts_with("Unmount failed") && MOUNT_GONE.load(Ordering::Relaxed))
+        || (text.starts_with("Failed to send FUSE reply")
+            && (text.ends_with("(os error 2)") || text.ends_with("(os error 19)")))
 }
 
 /// A log line as one line: cipher paths come from the cipher directory,
@@ -249,5 +267,35 @@ mod tests {
             one_line("/c/x\n[WARN] forged\x1b[2J"),
             "/c/x\\n[WARN] forged\\u{1b}[2J"
         );
+    }
+
+    fn screened(target: &str, level: log::Level, text: &str) -> Option<Option<String>> {
+        screen(
+            &Record::builder()
+                .target(target)
+                .level(level)
+                .args(format_args!("{text}"))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn the_normal_end_of_a_mount_is_not_an_error() {
+        use log::Level::{Error, Info};
+        assert_eq!(screened("cipherfs::fs", Info, "mounted"), Some(None));
+        for gone in [
+            "No such file or directory (os error 2)",
+            "No such device (os error 19)",
+        ] {
+            let line = format!("Failed to send FUSE reply: {gone}");
+            assert_eq!(screened("fuser::reply", Error, &line), None, "{line}");
+        }
+        // Any other failure is still reported, its text withheld.
+        let other = screened(
+            "fuser::reply",
+            Error,
+            "Failed to send FUSE reply: x (os error 32)",
+        );
+        assert!(matches!(other, Some(Some(n)) if n.contains("fuser logged an error")));
     }
 }
