@@ -43,8 +43,8 @@ pub struct PasswordArgs {
 /// The format of a cipher directory, as init chooses it (and recover restates it).
 #[derive(Args, Debug, Clone)]
 pub struct FormatArgs {
-    /// Content cipher: xts-aes-256 (AES-256-XTS, the default), xts-aes-128, or essiv-aes-256 (AES-256-CBC-ESSIV).
-    #[arg(long, default_value = "xts-aes-256", value_parser = ["xts-aes-256", "xts-aes-128", "essiv-aes-256"])]
+    /// Content cipher: xts-aes-256 (AES-256-XTS), xts-aes-128, or essiv-aes-256 (AES-256-CBC-ESSIV).
+    #[arg(long, default_value = "xts-aes-256", value_parser = ["xts-aes-256", "xts-aes-128", "essiv-aes-256"], hide_possible_values = true)]
     pub cipher: String,
     /// Sector size in bytes.
     #[arg(long, default_value_t = 4096, value_parser = clap::builder::PossibleValuesParser::new(["512", "1024", "2048", "4096"]).map(|s| s.parse::<u32>().unwrap_or(4096)))]
@@ -52,10 +52,10 @@ pub struct FormatArgs {
     /// Store names unencrypted (for debugging only).
     #[arg(long)]
     pub plaintext_names: bool,
-    /// Argon2id memory in MiB (default 64; values below 64 are for tests).
+    /// Argon2id memory in MiB (values below 64 are for tests).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_MEMORY_KIB / 1024)))]
     pub kdf_memory_mib: u32,
-    /// Argon2id passes (default 3).
+    /// Argon2id passes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=i64::from(cipherfs::crypto::kdf::KdfParams::MAX_ITERATIONS)))]
     pub kdf_iterations: u32,
 }
@@ -112,7 +112,7 @@ pub enum Command {
         #[command(flatten)]
         password: PasswordArgs,
         /// Unmount after DURATION without use (e.g. 90s, 10m, 1h, 1h30m; plain numbers are seconds; at least 1s). A mount still in use (an open file, a working directory inside) stays, and is tried again later.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = cipherfs::cmd::options::parse_duration)]
         idle: Option<std::time::Duration>,
         /// Also name files by their plaintext names in the log, and let the FUSE library's own lines (which quote names) through (for debugging; off by default).
         #[arg(long)]
@@ -126,9 +126,6 @@ pub enum Command {
         /// Write the daemon's PID to FILE while mounted (removed on exit).
         #[arg(long, value_name = "FILE")]
         pidfile: Option<PathBuf>,
-        /// Report readiness on stdout (used between cipherfs and its daemon).
-        #[arg(long, hide = true)]
-        ready_stdout: bool,
     },
     /// Print a cipher directory's settings (never the key, unless asked).
     Info {
@@ -193,59 +190,37 @@ pub enum Command {
     },
 }
 
-/// "90", "90s", "10m", "2h" as a duration.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{s:?} is not a duration like 90s, 10m, 1h or 1h30m");
-    // Number-unit pairs, as in 1h30m; a bare number is seconds.
-    let mut secs: u64 = 0;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "" if digits == s.trim().len() => 1,
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        secs = n
-            .checked_mul(scale)
-            .and_then(|v| secs.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    if secs == 0 {
-        return Err("the idle time must be at least one second (leave --idle out for none)".into());
-    }
-    Ok(std::time::Duration::from_secs(secs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs());
-        assert_eq!(secs("90"), Ok(90));
-        assert_eq!(secs("90s"), Ok(90));
-        assert_eq!(secs("10m"), Ok(600));
-        assert_eq!(secs("1h30m"), Ok(5400));
-        assert_eq!(secs("2m30s"), Ok(150));
-        assert!(secs("0").unwrap_err().contains("at least one second"));
-        assert!(secs("0s").is_err());
-        for bad in ["", "h", "1d", "1h30", "m5", "1.5h", "-1s"] {
-            assert!(secs(bad).is_err(), "{bad:?}");
+impl PasswordArgs {
+    /// Where the password comes from: --passfile, --extpass, or a prompt.
+    pub fn source(&self) -> cipherfs::password::Source {
+        match (&self.passfile, &self.extpass) {
+            (Some(f), _) => cipherfs::password::Source::File(f.clone()),
+            (None, Some(c)) => cipherfs::password::Source::Command(c.clone()),
+            _ => cipherfs::password::Source::Prompt,
         }
     }
+}
+
+impl FormatArgs {
+    /// What `init` (and `recover`) are to make, with the password's source.
+    pub fn init_options(&self, password: &PasswordArgs) -> cipherfs::cmd::init::InitOptions {
+        use cipherfs::crypto::kdf::KdfParams;
+        cipherfs::cmd::init::InitOptions {
+            cipher: self.cipher.clone(),
+            sector_size: self.sector_size,
+            plaintext_names: self.plaintext_names,
+            kdf: KdfParams {
+                memory_kib: self.kdf_memory_mib * 1024,
+                iterations: self.kdf_iterations,
+                parallelism: KdfParams::DEFAULT.parallelism,
+            },
+            password: password.source(),
+        }
+    }
+}
+
+/// Prints the completion script for `shell` on stdout.
+pub fn completions(shell: clap_complete::Shell) {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "cipherfs", &mut std::io::stdout());
 }

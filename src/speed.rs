@@ -27,7 +27,8 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct Row {
     pub alg: String,
-    pub key_bits: usize,
+    /// As `--alg NAME:KEYBYTES` takes it.
+    pub key_bytes: usize,
     pub backend: Backend,
     /// Bytes per second: encrypt, decrypt (1 thread); encrypt, decrypt (async, all CPUs).
     pub rates: [f64; 4],
@@ -154,7 +155,7 @@ pub fn measure(
     ];
     Ok(Row {
         alg: alg.to_string(),
-        key_bits: key_len * 8,
+        key_bytes: key_len,
         backend,
         rates,
         driver: tfm.driver().unwrap_or_default(),
@@ -176,8 +177,8 @@ pub fn run(opts: &Options) -> Vec<Row> {
         64 * cpus
     );
     println!(
-        "{:<24} {:>4} {:<6} {:>12} {:>12} {:>14} {:>14}  driver",
-        "algorithm", "key", "backend", "enc 1 thr", "dec 1 thr", "enc async", "dec async"
+        "{:<24} {:>9} {:<6} {:>12} {:>12} {:>14} {:>14}  driver",
+        "algorithm", "key bytes", "backend", "enc 1 thr", "dec 1 thr", "enc async", "dec async"
     );
     let mut rows = Vec::new();
     for &backend in &opts.backends {
@@ -185,9 +186,9 @@ pub fn run(opts: &Options) -> Vec<Row> {
             match measure(alg, *key_len, backend, opts.size, opts.duration) {
                 Ok(row) => {
                     println!(
-                        "{:<24} {:>4} {:<6} {:>12} {:>12} {:>14} {:>14}  {}",
+                        "{:<24} {:>9} {:<6} {:>12} {:>12} {:>14} {:>14}  {}",
                         row.alg,
-                        row.key_bits,
+                        row.key_bytes,
                         backend.name(),
                         gbps(row.rates[0]),
                         gbps(row.rates[1]),
@@ -198,9 +199,9 @@ pub fn run(opts: &Options) -> Vec<Row> {
                     rows.push(row);
                 }
                 Err(e) => println!(
-                    "{:<24} {:>4} {:<6} unavailable: {e}",
+                    "{:<24} {:>9} {:<6} unavailable: {e}",
                     alg,
-                    key_len * 8,
+                    key_len,
                     backend.name()
                 ),
             }

@@ -44,16 +44,9 @@ fn long_options(help: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_option_in_help_is_in_the_man_page() {
-    let man_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/cipherfs.1");
-    if !man_file.exists() || !std::path::Path::new(BIN).exists() {
-        eprintln!("SKIP docs: the source tree and binary are not on this machine (as in the VM)");
-        return;
-    }
-    let man = man_page();
-    let top = help(&[]);
-    let subcommands: Vec<String> = top
+/// The subcommands the top-level --help lists.
+fn subcommands() -> Vec<String> {
+    let subcommands: Vec<String> = help(&[])
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
@@ -62,6 +55,119 @@ fn every_option_in_help_is_in_the_man_page() {
         .filter(|c| c != "help")
         .collect();
     assert!(subcommands.len() >= 8, "{subcommands:?}");
+    subcommands
+}
+
+fn no_binary() -> bool {
+    if std::path::Path::new(BIN).exists() {
+        return false;
+    }
+    eprintln!("SKIP docs: the cipherfs binary is not on this machine (as in the VM)");
+    true
+}
+
+/// Each option's help block: its first line and the lines that continue it.
+fn option_blocks(help: &str) -> Vec<String> {
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help
+        .lines()
+        .skip_while(|l| !l.starts_with("Options:"))
+        .skip(1)
+    {
+        let t = line.trim_start();
+        if t.starts_with('-') {
+            blocks.push(t.to_string());
+        } else if let Some(last) = blocks.last_mut() {
+            last.push(' ');
+            last.push_str(t);
+        }
+    }
+    blocks
+}
+
+#[test]
+fn each_default_is_shown_once() {
+    if no_binary() {
+        return;
+    }
+    let mut twice = Vec::new();
+    for sub in subcommands() {
+        for block in option_blocks(&help(&[&sub])) {
+            // The option default_permissions is a name, not a default.
+            let text = block.replace("default_permissions", "");
+            let n = text
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| w.eq_ignore_ascii_case("default"))
+                .count();
+            if n > 1 {
+                twice.push(format!("{sub}: {block}"));
+            }
+        }
+    }
+    assert!(twice.is_empty(), "defaults said twice: {twice:#?}");
+}
+
+/// Every option a completion script offers is one --help lists: nothing
+/// hidden (as the daemon protocol once was) is offered for completion.
+#[test]
+fn completions_offer_only_listed_options() {
+    if no_binary() {
+        return;
+    }
+    let mut listed: Vec<String> = long_options(&help(&[]));
+    for sub in subcommands() {
+        listed.extend(long_options(&help(&[&sub])));
+    }
+    listed.extend(["help".to_string(), "version".to_string()]);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut script = String::from_utf8(out.stdout).unwrap();
+        if shell == "fish" {
+            // Its helper functions say `set -l cmd`: only `complete` lines offer options.
+            script = script
+                .lines()
+                .filter(|l| l.starts_with("complete "))
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        let mut offered: Vec<&str> = Vec::new();
+        for (i, _) in script.match_indices(if shell == "fish" { " -l " } else { "--" }) {
+            let rest = &script[i + if shell == "fish" { 4 } else { 2 }..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .unwrap_or(rest.len());
+            if end > 1 && rest.as_bytes()[0].is_ascii_lowercase() {
+                offered.push(&rest[..end]);
+            }
+        }
+        assert!(
+            offered.len() > 20,
+            "{shell}: too few options found: {offered:?}"
+        );
+        let unlisted: Vec<&&str> = offered
+            .iter()
+            .filter(|o| !listed.iter().any(|l| l == *o))
+            .collect();
+        assert!(
+            unlisted.is_empty(),
+            "{shell} completes options --help does not list: {unlisted:?}"
+        );
+    }
+}
+
+#[test]
+fn every_option_in_help_is_in_the_man_page() {
+    let man_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/cipherfs.1");
+    if !man_file.exists() || !std::path::Path::new(BIN).exists() {
+        eprintln!("SKIP docs: the source tree and binary are not on this machine (as in the VM)");
+        return;
+    }
+    let man = man_page();
+    let subcommands = subcommands();
     let mut missing = Vec::new();
     for sub in &subcommands {
         if !man.contains(&format!("cipherfs {sub}")) {

@@ -1,9 +1,16 @@
-//! The subcommands that work on cipher directories.
+//! One module per subcommand (`main.rs` parses and dispatches), and what
+//! several of them share: loading a config, unlocking, the master key as hex.
 
+pub mod backends;
+pub mod fsck;
+pub mod info;
 pub mod init;
 pub mod mount;
+pub mod options;
+pub mod passwd;
 pub mod place;
 pub mod recover;
+pub mod speed;
 
 use std::path::Path;
 
@@ -97,4 +104,9 @@ pub fn unlock(config: &Config, source: &password::Source) -> Result<MasterKey, F
     let pw =
         password::read(source, "Password", false).map_err(|e| Failure::new(exitcode::USAGE, e))?;
     Ok(config.unlock(&pw)?)
+}
+
+/// "1 problem", "2 problems".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

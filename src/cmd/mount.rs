@@ -50,6 +50,10 @@ pub struct MountOptions {
     pub default_permissions: bool,
 }
 
+/// Set (to 1) in the daemon's environment: report readiness on stdout.
+/// `main` reads and removes it before anything else runs.
+pub const READY_ENV: &str = "CIPHERFS_READY_STDOUT";
+
 const READY: &str = "cipherfs-ready";
 const FAILED: &str = "cipherfs-failed";
 
@@ -444,11 +448,10 @@ fn spawn_daemon(
     })?;
     let mut cmd = Command::new(exe);
     cmd.args(crate::logging::verbosity_args());
-    cmd.arg("mount")
-        .arg("-f")
-        .arg("--ready-stdout")
-        .arg("--masterkey-file")
-        .arg("-");
+    // The daemon protocol is an environment variable, not a flag: a flag
+    // would show in shell completions, which clap generates hidden or not.
+    cmd.env(READY_ENV, "1");
+    cmd.arg("mount").arg("-f").arg("--masterkey-file").arg("-");
     cmd.arg("--backend").arg(backend.name());
     if opts.read_only {
         cmd.arg("--ro");
