@@ -199,7 +199,7 @@ impl Skcipher {
 /// wipes, the key derivation that comes just before works in the same
 /// frames, and AES code spills round keys. Overwriting the stack below the
 /// caller removes them, as libsodium's `sodium_stackzero` does. 16 KiB
-/// covers the deepest key setup (tests/zeroize.rs finds what is left); a
+/// covers the deepest key setup (tests/admin/zeroize.rs finds what is left); a
 /// plain fill kept alive by `black_box` costs well under a microsecond.
 #[inline(never)]
 pub fn wipe_stack() {

@@ -3,7 +3,7 @@
 //! by the test suite through every backend. Vectors are the published ones:
 //! IEEE 1619 (XTS-AES), NIST SP 800-38A (CBC and ECB), RFC 3962 (CTS); ESSIV has
 //! no published vector, so its entry was computed independently with the
-//! `openssl` command line (see `tests/kat.rs`).
+//! `openssl` command line (see `tests/crypto/kat.rs`).
 
 use sha2::{Digest, Sha256};
 

@@ -3,7 +3,7 @@
 //! Each schedule has a heap allocation of exactly its own size: inline in an
 //! enum, a smaller variant left the rest of the enum's bytes as they were on
 //! the stack when it was moved to the heap, and those bytes held an earlier
-//! copy of a schedule that no drop ever wiped (found by tests/zeroize.rs).
+//! copy of a schedule that no drop ever wiped (found by tests/admin/zeroize.rs).
 
 use aes::cipher::KeyInit;
 use aes::{Aes128, Aes192, Aes256};
