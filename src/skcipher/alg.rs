@@ -13,6 +13,7 @@ pub enum Mode {
     Ecb,
     CtsCbc,
     EssivCbc,
+    Hctr2,
 }
 
 /// How the data length of one request is constrained.
@@ -20,7 +21,8 @@ pub enum Mode {
 pub enum LenRule {
     /// Any length that is a multiple of the block size (zero included).
     BlockMultiple,
-    /// Any length of at least one block; the tail is handled by ciphertext stealing.
+    /// Any length of at least one block: the tail is handled by ciphertext
+    /// stealing (XTS, CTS), or by the mode itself (HCTR2).
     AtLeastOneBlock,
 }
 
@@ -78,6 +80,15 @@ pub static ALGORITHMS: &[AlgInfo] = &[
         blocksize: AES_BLOCK,
         key_sizes: &[16, 24, 32],
         len_rule: LenRule::BlockMultiple,
+    },
+    AlgInfo {
+        name: "hctr2(aes)",
+        mode: Mode::Hctr2,
+        // The kernel's tweak is two POLYVAL blocks (crypto/hctr2.c, TWEAK_SIZE).
+        ivsize: 32,
+        blocksize: AES_BLOCK,
+        key_sizes: &[16, 24, 32],
+        len_rule: LenRule::AtLeastOneBlock,
     },
 ];
 

@@ -1,7 +1,9 @@
 //! Known-answer tests, run through a backend before it is trusted with data (a
 //! kernel in FIPS mode or a broken driver must not silently corrupt files), and
 //! by the test suite through every backend. Vectors are the published ones:
-//! IEEE 1619 (XTS-AES), NIST SP 800-38A (CBC and ECB), RFC 3962 (CTS); ESSIV has
+//! IEEE 1619 (XTS-AES), NIST SP 800-38A (CBC and ECB), RFC 3962 (CTS), the
+//! HCTR2 authors' vectors (github.com/google/hctr2, the 32-byte tweaks the
+//! kernel's hctr2(aes) takes); ESSIV has
 //! no published vector, so its entry was computed independently with the
 //! `openssl` command line (see `tests/crypto/kat.rs`).
 
@@ -59,9 +61,14 @@ pub static KATS: &[Kat] = &[
     Kat { alg: "cts(cbc(aes))", source: "RFC 3962 B (47 bytes)", key: RFC3962_KEY, iv: ZERO_IV, pt: Data::Hex("4920776f756c64206c696b65207468652047656e6572616c20476175277320436869636b656e2c20706c656173652c"), ct: Expect::Hex("97687268d6ecccc0c07b25e25ecfe584b3fffd940c16a18c1b5549d2f838029e39312523a78662d5be7fcbcc98ebf5") },
     Kat { alg: "cts(cbc(aes))", source: "RFC 3962 B (48 bytes)", key: RFC3962_KEY, iv: ZERO_IV, pt: Data::Hex("4920776f756c64206c696b65207468652047656e6572616c20476175277320436869636b656e2c20706c656173652c20"), ct: Expect::Hex("97687268d6ecccc0c07b25e25ecfe5849dad8bbb96c4cdc03bc103e1a194bbd839312523a78662d5be7fcbcc98ebf5a8") },
     Kat { alg: "cts(cbc(aes))", source: "RFC 3962 B (64 bytes)", key: RFC3962_KEY, iv: ZERO_IV, pt: Data::Hex("4920776f756c64206c696b65207468652047656e6572616c20476175277320436869636b656e2c20706c656173652c20616e6420776f6e746f6e20736f75702e"), ct: Expect::Hex("97687268d6ecccc0c07b25e25ecfe58439312523a78662d5be7fcbcc98ebf5a84807efe836ee89a526730dbc2f7bc8409dad8bbb96c4cdc03bc103e1a194bbd8") },
+    Kat { alg: "hctr2(aes)", source: "HCTR2 authors' vector (hctr2_aes256_tv, 32-byte tweak, 48 bytes)", key: "7c4b879410907828d27f828487ae21141c31366e2fb0a3e6501500bf89f34c24", iv: "c0e02d708dbae503638df4f1851da8fac9392adc6518a74dc72ef131a9f81b23", pt: Data::Hex("2a664481aecba489cc3d3be5ccd88904fbc0bd0985878db32f2f76468328653473711851a53be2eb1cc2a12bb33d5431"), ct: Expect::Hex("1fe369110d9b7c713fb0c9ff9452d1fd675f7f9c9c6181ef34b7b51dcfb173489c430d9c06df913960675ab1fcbccb53") },
+    Kat { alg: "hctr2(aes)", source: "HCTR2 authors' vector (hctr2_aes256_tv, 32-byte tweak, 48 bytes, second)", key: "1da2d7cd21e047bc1944a1dff45813cceb543001f966a4e5ae7ec5a414fee5ff", iv: "2bb2703ed5145dfacda0231f1b3b4084c4418db675833b5a72e36d2b49ab1116", pt: Data::Hex("932cd6e3e8a1e5a024218e66eab4887b54bbbef03a9dfd2dd65fd2be70ddbcf2b4546c3b966a2ebc0a16f0624aab2ad2"), ct: Expect::Hex("4eb90ec2b1a789189234664906cc0a75e86ed2391d38cf2396697856020d2d99232ca5ac0b0837ff3ddecea570edbf23") },
+    Kat { alg: "hctr2(aes)", source: "HCTR2 authors' vector (hctr2_aes256_tv, 32-byte tweak, 255 bytes: a partial block)", key: "364511a2985f967cc6b494310a6709326c6f6f00f017cbaca5a9479e2e852ffa", iv: "2888aa9b593b1e9782e55c9e6d1411196e388fd5402bcaf97b4ce4a3d0d28a13", pt: Data::Hex(HCTR2_255_PT), ct: Expect::Hex(HCTR2_255_CT) },
     Kat { alg: "essiv(cbc(aes),sha256)", source: "openssl: AES-256-CBC with IV = AES-256-ECB_{SHA256(key)}(le64(5))", key: ESSIV_KEY, iv: "05000000000000000000000000000000", pt: Data::Hex(SP800_PT), ct: Expect::Hex(ESSIV_CT) },
 ];
 
+const HCTR2_255_PT: &str = "95d2f7711bcaa586d94801932f7955297113150ee612bc4d8a31e3402ac65e0d68bb4a628dc74577d2b8c71df1d25d97cfac52e53277b6da3085cf2b98e9aa3462b5239eb7a6d4e0b458188c4dde4d01838924cafb11d482307a8135a0b4d4b684ea47918c198625a6068d78e6ed87ebdaea737cbf66b872e30ab80ccb1a73f1a7ca0ade572bbd2beb8b243822d30e1f17a084983177fd346a4e3d844c0efbedc82a51fad873218adbb5fe1feec4e8655484dd966dfdd3317736526b804f9eb4a255bf6641494e87a70ccae7a5c5f66f2756e24822dd5f593cf19f83e52dfb71add1ae1b205c47b73bd314ce8142b10af049fac2e786bfcdb0959f8f794154";
+const HCTR2_255_CT: &str = "f65751c425612dfad6d93f9a8151dd8e3de7aa2db1dac8a69daa3cab62f280c32ce758721d44c5287fb4f9bc9cb2ab8efad14d72d979f5a0243e90253114384559c8f6e2c6f6c1a7b2f8a7a92b6f123ab081a4085759b1564c8f1855335fd66ac6a04bd66b643e9efd6616e2dbeb5fb350503ede8d727601beccc952092d8de7d6c366db3608d177c87346262429bf682d2a99435655e493afae4de7554ac04526eb3b12907cdcd1d56f0ad0a9d74b890b07d886ada1c4691f5e8bc49e914125569869783a9eae91d8d9fafbff812509fced2d87bc04629735e126c2461ccfd714ed0209a5b2b6aa274e61b3716b4716b7e8d4af52eb6a6bdb4c65219e1c36";
 const ESSIV_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const ESSIV_CT: &str = "6f0430625bd0dc6527ba35674ba813acf71d9d87fb02c50324421a3b1cbf714ee79017879e6aa679a02ae1eaeafa8fb4e7f112fa8e461660990c71acb996bdbf";
 

@@ -11,4 +11,5 @@ mod common;
 mod async_requests;
 mod content;
 mod differential;
+mod hctr2;
 mod kat;

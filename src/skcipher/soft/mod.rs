@@ -1,8 +1,10 @@
 //! The in-process backend: RustCrypto `aes` (AES-NI/VAES detected at run time,
-//! a constant-time bitsliced fallback otherwise) under our own mode code.
+//! a constant-time bitsliced fallback otherwise) under our own mode code, and
+//! `polyval` for HCTR2's hash.
 
 pub(crate) mod aes_any;
 mod cbc;
+mod hctr2;
 mod xts;
 #[cfg(target_arch = "x86_64")]
 mod xts_vaes;
@@ -36,6 +38,7 @@ pub enum SoftCipher {
         data: AesKey,
         salt: Box<Aes256>,
     },
+    Hctr2(Box<hctr2::Hctr2Keys>),
 }
 
 impl SoftCipher {
@@ -79,6 +82,7 @@ impl SoftCipher {
             Mode::Cbc => Self::Cbc(AesKey::new(key)?),
             Mode::Ecb => Self::Ecb(AesKey::new(key)?),
             Mode::CtsCbc => Self::Cts(AesKey::new(key)?),
+            Mode::Hctr2 => Self::Hctr2(Box::new(hctr2::Hctr2Keys::new(key)?)),
             Mode::EssivCbc => {
                 let salt = Zeroizing::new(<[u8; 32]>::from(Sha256::digest(key)));
                 let salt_cipher = Aes256::new(&(*salt).into());
@@ -151,6 +155,7 @@ impl KeyedCipher for SoftCipher {
             }
             (Self::Cts(k), Encrypt) => with_aes!(k, c => cbc::cts_encrypt(c, iv, buf)),
             (Self::Cts(k), Decrypt) => with_aes!(k, c => cbc::cts_decrypt(c, iv, buf)),
+            (Self::Hctr2(k), dir) => k.crypt(dir, iv, buf),
             (Self::Essiv { data, salt }, dir) => {
                 let real_iv = cbc::essiv_iv(salt.as_ref(), iv)?;
                 match dir {
