@@ -43,6 +43,9 @@ pub struct PasswordArgs {
 /// The format of a cipher directory, as init chooses it (and recover restates it).
 #[derive(Args, Debug, Clone)]
 pub struct FormatArgs {
+    /// The on-disk format (cipherfs(5)): 2 encrypts names with HCTR2 under a key per directory; 1 is the earlier format, for recovering or testing a directory made with it.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub format_version: u32,
     /// Content cipher: xts-aes-256 (AES-256-XTS), xts-aes-128, or essiv-aes-256 (AES-256-CBC-ESSIV).
     #[arg(long, default_value = "xts-aes-256", value_parser = ["xts-aes-256", "xts-aes-128", "essiv-aes-256"], hide_possible_values = true)]
     pub cipher: String,
@@ -206,6 +209,7 @@ impl FormatArgs {
     pub fn init_options(&self, password: &PasswordArgs) -> cipherfs::cmd::init::InitOptions {
         use cipherfs::crypto::kdf::KdfParams;
         cipherfs::cmd::init::InitOptions {
+            format_version: self.format_version,
             cipher: self.cipher.clone(),
             sector_size: self.sector_size,
             plaintext_names: self.plaintext_names,

@@ -86,20 +86,19 @@ pub struct Checker {
     root: PathBuf,
     names: NameCipher,
     plaintext_names: bool,
+    /// What the file headers say (the config's format version).
+    version: u16,
 }
 
 impl Checker {
     pub fn new(root: &Path, config: &Config, master: &MasterKey) -> Result<Self, NameError> {
         let plaintext_names = config.params.name_mode == NameMode::Plaintext;
-        let names = if plaintext_names {
-            NameCipher::plaintext()
-        } else {
-            NameCipher::new(master, Backend::Soft)?
-        };
+        let names = NameCipher::new(master, config.params.name_mode, Backend::Soft)?;
         Ok(Self {
             root: root.to_path_buf(),
             names,
             plaintext_names,
+            version: config.params.format_version as u16,
         })
     }
 
@@ -238,7 +237,7 @@ impl Checker {
                     Err(e) => problem(path, plain_path, format!("cannot open: {e}"), false),
                 },
                 FileType::RegularFile => {
-                    if let Err(what) = check_file(fd, entry, st.st_size as u64) {
+                    if let Err(what) = check_file(fd, entry, st.st_size as u64, self.version) {
                         problem(path, plain_path, what, false);
                     }
                 }
@@ -409,7 +408,7 @@ impl Checker {
 }
 
 /// A regular file's size and header; contents are not authenticated.
-fn check_file(dir: &OwnedFd, entry: &str, len: u64) -> Result<(), String> {
+fn check_file(dir: &OwnedFd, entry: &str, len: u64, version: u16) -> Result<(), String> {
     plain_size(len).map_err(|e| e.to_string())?;
     if len < HEADER_LEN as u64 {
         return Ok(());
@@ -419,7 +418,7 @@ fn check_file(dir: &OwnedFd, entry: &str, len: u64) -> Result<(), String> {
         .map_err(std::io::Error::from)
         .and_then(|mut f| f.read_exact(&mut hb))
         .map_err(|e| format!("cannot read the file header: {e}"))?;
-    FileHeader::parse(&hb).map_err(|e| e.to_string())?;
+    FileHeader::parse(&hb, version).map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use std::path::Path;
 use super::{load_config, master_hex, unlock};
 use crate::config::NameMode;
 use crate::exitcode::Failure;
+use crate::names::HCTR2;
 use crate::password;
+use crate::skcipher::{Backend, BackendChoice, Skcipher};
 
 pub fn run(
     cipherdir: &Path,
@@ -21,16 +23,30 @@ pub fn run(
         p.content_cipher, p.content_key_bytes
     );
     println!("sector size      {}", p.sector_size);
-    let names = match p.name_mode {
-        NameMode::CtsCbc => "cts-cbc",
-        NameMode::Plaintext => "plaintext",
-    };
-    println!("names            {names}");
+    println!("names            {}", p.name_mode.spelling());
     println!("features         {}", p.feature_flags.join(", "));
     println!(
         "kdf              {} m={} KiB t={} p={}",
         p.kdf, p.kdf_params.memory_kib, p.kdf_params.iterations, p.kdf_params.parallelism
     );
+    // What `mount --backend auto` would run each algorithm on, here.
+    let content = crate::skcipher::select(BackendChoice::Auto, &p.content_cipher)?;
+    println!(
+        "content here     {} on {} ({})",
+        p.content_cipher, content.backend, content.reason
+    );
+    if p.name_mode == NameMode::Hctr2 {
+        let names = crate::skcipher::select(BackendChoice::Auto, HCTR2)?;
+        let lacks = if Skcipher::has(HCTR2, Backend::Afalg) {
+            ""
+        } else {
+            "; afalg here has no hctr2(aes), so names run in-process whatever --backend says"
+        };
+        println!(
+            "names here       {HCTR2} on {} ({}){lacks}",
+            names.backend, names.reason
+        );
+    }
     if show_master {
         let master = unlock(&config, password)?;
         println!("master key       {}", &*master_hex(&master));

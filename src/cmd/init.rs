@@ -9,6 +9,8 @@ use crate::exitcode::{self, Failure};
 use crate::password;
 
 pub struct InitOptions {
+    /// cipherfs(5)'s format: 2 (names under HCTR2), or 1.
+    pub format_version: u32,
     pub cipher: String,
     pub sector_size: u32,
     pub plaintext_names: bool,
@@ -35,13 +37,14 @@ pub fn cipher_choice(name: &str) -> Result<(&'static str, usize), Failure> {
 /// The config parameters init's flags choose.
 pub fn new_config(opts: &InitOptions, alg: &str, key_len: usize) -> NewConfig {
     NewConfig {
+        format_version: opts.format_version,
         content_cipher: alg.to_string(),
         content_key_bytes: key_len,
         sector_size: opts.sector_size,
         name_mode: if opts.plaintext_names {
             NameMode::Plaintext
         } else {
-            NameMode::CtsCbc
+            NameMode::of_format(opts.format_version)
         },
         kdf_params: opts.kdf,
     }

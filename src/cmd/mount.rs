@@ -14,10 +14,12 @@ use std::time::Duration;
 
 use super::place::{check_mountpoint, check_placement};
 use super::{load_config, master_hex, unlock};
+use crate::config::NameMode;
 use crate::crypto::MasterKey;
 use crate::exitcode::{self, Failure};
 use crate::fs::CipherFs;
 use crate::fuse::FuseAdapter;
+use crate::names::HCTR2;
 use crate::password;
 use crate::skcipher::{self, BackendChoice};
 
@@ -94,12 +96,29 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     }
     // Before any thread starts: see presize_fd_table.
     raise_fd_limit();
-    let what = format!(
+    let mut what = format!(
         "content {} on the {} backend ({})",
         config.params.content_cipher, selection.backend, selection.reason
     );
-    let mut fs = CipherFs::new(cipherdir, &config.params, master, selection.backend)
-        .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
+    // Format 2's names have an algorithm of their own, which a kernel may lack.
+    let names_backend = if config.params.name_mode == NameMode::Hctr2 {
+        let names = skcipher::select_beside(opts.backend, HCTR2)?;
+        what.push_str(&format!(
+            "; names {HCTR2} on the {} backend ({})",
+            names.backend, names.reason
+        ));
+        names.backend
+    } else {
+        selection.backend
+    };
+    let mut fs = CipherFs::new(
+        cipherdir,
+        &config.params,
+        master,
+        selection.backend,
+        names_backend,
+    )
+    .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
     fs.set_debug_names(opts.debug_names);
     fs.set_acl(opts.acl);
     // The kernel applied the caller's umask to every mode it sends; the

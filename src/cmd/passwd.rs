@@ -18,7 +18,12 @@ pub fn run(
         // No old password: the key proves itself on the directory's names.
         Some(f) => {
             let master = recover::read_master_key(f)?;
-            recover::check_key(cipherdir, &master, config.params.name_mode)?;
+            recover::check_key(
+                cipherdir,
+                &master,
+                config.params.name_mode,
+                config.params.format_version,
+            )?;
             master
         }
         None => unlock(&config, old)?,

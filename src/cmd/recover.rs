@@ -34,7 +34,12 @@ pub fn read_master_key(path: &Path) -> Result<MasterKey, Failure> {
 /// root must decrypt (a wrong key turns each into garbage that fails the
 /// padding check), and a file's header must read as one. Says what it
 /// checked.
-pub fn check_key(cipherdir: &Path, master: &MasterKey, mode: NameMode) -> Result<String, Failure> {
+pub fn check_key(
+    cipherdir: &Path,
+    master: &MasterKey,
+    mode: NameMode,
+    format_version: u32,
+) -> Result<String, Failure> {
     let wrong = |why: String| Failure::new(exitcode::WRONG_PASSWORD, why);
     let dir = untrusted::open_dir(cipherdir)
         .map_err(|e| Failure::new(exitcode::CIPHERDIR, format!("{}: {e}", cipherdir.display())))?;
@@ -55,8 +60,8 @@ pub fn check_key(cipherdir: &Path, master: &MasterKey, mode: NameMode) -> Result
         .filter(|n| *n != "." && *n != ".." && !is_internal(n))
         .collect();
     let mut checked = Vec::new();
-    if mode == NameMode::CtsCbc && !entries.is_empty() {
-        let names = NameCipher::new(master, Backend::Soft)
+    if mode != NameMode::Plaintext && !entries.is_empty() {
+        let names = NameCipher::new(master, mode, Backend::Soft)
             .map_err(|e| Failure::new(exitcode::OTHER, e.to_string()))?;
         let iv = untrusted::read_exact::<DIRIV_LEN>(&dir, DIRIV_NAME)
             .map_err(|e| Failure::new(exitcode::CIPHERDIR, format!("{DIRIV_NAME}: {e}")))?;
@@ -85,8 +90,9 @@ pub fn check_key(cipherdir: &Path, master: &MasterKey, mode: NameMode) -> Result
         if good * 2 <= entries.len() {
             return Err(wrong(format!(
                 "under this master key only {good} of the {} names at the root of {} decrypt \
-                 to readable names: it is not this directory's key (or --plaintext-names \
-                 is wrong)",
+                 to readable names: it is not this directory's key (or the format flags \
+                 are wrong: --format-version 1 for a directory made in format 1, \
+                 --plaintext-names)",
                 entries.len(),
                 cipherdir.display()
             )));
@@ -100,7 +106,7 @@ pub fn check_key(cipherdir: &Path, master: &MasterKey, mode: NameMode) -> Result
         let mut f = untrusted::open_regular(&dir, e.as_str()).ok()?;
         let mut b = [0u8; HEADER_LEN];
         std::io::Read::read_exact(&mut f, &mut b).ok()?;
-        Some(FileHeader::parse(&b).is_ok())
+        Some(FileHeader::parse(&b, format_version as u16).is_ok())
     });
     match header {
         Some(true) => checked.push("a file header reads".into()),
@@ -142,7 +148,7 @@ pub fn run(cipherdir: &Path, key_file: &Path, opts: &InitOptions) -> Result<(), 
     let master = read_master_key(key_file)?;
     let (alg, key_len) = cipher_choice(&opts.cipher)?;
     let new = new_config(opts, alg, key_len);
-    let checked = check_key(cipherdir, &master, new.name_mode)?;
+    let checked = check_key(cipherdir, &master, new.name_mode, new.format_version)?;
     let pw: Zeroizing<Vec<u8>> = password::read(&opts.password, "New password", true)
         .map_err(|e| Failure::new(exitcode::USAGE, e))?;
     Config::create(&new, &pw, &master)?.save(cipherdir)?;

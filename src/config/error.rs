@@ -10,7 +10,7 @@ use crate::crypto::CryptoError;
 pub enum ConfigError {
     #[error("wrong password or corrupted config (the master key did not authenticate)")]
     WrongPasswordOrTampered,
-    #[error("the config is format version {0}; this cipherfs reads version 1 (a newer cipherfs wrote it?)")]
+    #[error("the config is format version {0}; this cipherfs reads versions 1 and 2 (a newer cipherfs wrote it?)")]
     UnsupportedVersion(u32),
     #[error("the config needs feature {0:?}, which this cipherfs does not have (a newer cipherfs wrote it?)")]
     UnknownFeature(String),

@@ -30,7 +30,10 @@ pub use error::ConfigError;
 pub const CONFIG_NAME: &str = "cipherfs.conf";
 /// Where `save` writes a new config before renaming it over the old one.
 pub const CONFIG_TMP_NAME: &str = ".cipherfs.conf.tmp";
-pub const FORMAT_VERSION: u32 = 1;
+/// The format `init` makes (names under HCTR2, cipherfs(5)).
+pub const FORMAT_VERSION: u32 = 2;
+/// Every format a cipher directory may have; all keep mounting.
+pub const FORMAT_VERSIONS: &[u32] = &[1, 2];
 /// The largest config cipherfs reads. `init` writes about 700 bytes.
 pub const CONFIG_MAX: usize = 64 * 1024;
 
@@ -49,10 +52,32 @@ pub const SECTOR_SIZES: &[u32] = &[512, 1024, 2048, 4096];
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NameMode {
-    /// AES-256-CTS-CBC per directory IV, base64url (the default).
+    /// Format 1: AES-256-CTS-CBC with each directory's IV, base64url.
     CtsCbc,
+    /// Format 2: HCTR2 under a key per directory, base64url (the default).
+    Hctr2,
     /// Names stored as they are (debugging only).
     Plaintext,
+}
+
+impl NameMode {
+    /// As the config spells it (cipherfs(5)).
+    pub fn spelling(self) -> &'static str {
+        match self {
+            NameMode::CtsCbc => "cts-cbc",
+            NameMode::Hctr2 => "hctr2",
+            NameMode::Plaintext => "plaintext",
+        }
+    }
+
+    /// The encrypted names of a format (plaintext names are a choice).
+    pub fn of_format(version: u32) -> Self {
+        if version == 1 {
+            NameMode::CtsCbc
+        } else {
+            NameMode::Hctr2
+        }
+    }
 }
 
 /// The fields that are authenticated (everything but the wrapped key).
@@ -98,6 +123,7 @@ pub struct Config {
 /// What `init` chooses.
 #[derive(Clone, Debug)]
 pub struct NewConfig {
+    pub format_version: u32,
     pub content_cipher: String,
     pub content_key_bytes: usize,
     pub sector_size: u32,
@@ -108,10 +134,11 @@ pub struct NewConfig {
 impl Default for NewConfig {
     fn default() -> Self {
         Self {
+            format_version: FORMAT_VERSION,
             content_cipher: "xts(aes)".into(),
             content_key_bytes: 64,
             sector_size: 4096,
-            name_mode: NameMode::CtsCbc,
+            name_mode: NameMode::Hctr2,
             kdf_params: KdfParams::DEFAULT,
         }
     }
@@ -137,8 +164,17 @@ fn unb64(field: &'static str, s: &str, len: usize) -> Result<Vec<u8>, ConfigErro
 impl Params {
     /// Everything a config must satisfy before any key is derived from it.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.format_version != FORMAT_VERSION {
+        if !FORMAT_VERSIONS.contains(&self.format_version) {
             return Err(ConfigError::UnsupportedVersion(self.format_version));
+        }
+        if self.name_mode != NameMode::Plaintext
+            && self.name_mode != NameMode::of_format(self.format_version)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "name mode {} is not one of format {}",
+                self.name_mode.spelling(),
+                self.format_version
+            )));
         }
         if let Some(f) = self
             .feature_flags
@@ -193,7 +229,7 @@ impl Config {
             flags.push("plaintext-names".into());
         }
         let params = Params {
-            format_version: FORMAT_VERSION,
+            format_version: new.format_version,
             content_cipher: new.content_cipher.clone(),
             content_key_bytes: new.content_key_bytes,
             sector_size: new.sector_size,

@@ -127,13 +127,101 @@ impl MasterKey {
 
     /// HKDF-SHA256 with an empty salt and `info` naming the purpose.
     pub fn derive(&self, info: &[&[u8]], len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let hk = Hkdf::<Sha256>::new(None, &self.bytes.0);
-        let info: Vec<u8> = info.concat();
         let mut out = Zeroizing::new(vec![0u8; len]);
-        hk.expand(&info, &mut out)
-            .map_err(|_| CryptoError::HkdfLength(len))?;
-        Ok(out)
+        let r = hkdf_into(None, Some(&self.bytes.0), &info.concat(), &mut out);
+        // HKDF leaves its pseudorandom key in the frames it returned from.
+        wipe_stack();
+        r.map(|()| out)
     }
+}
+
+impl MasterKey {
+    /// The master key's HKDF pseudorandom key (the Extract step, once), for
+    /// a purpose that derives many keys, as format 2 derives a names key per
+    /// directory. `expander().derive(info)` equals `derive(info)`.
+    pub fn expander(&self) -> KeyExpander {
+        // Written in place on the heap: a value moved around would leave
+        // copies in the frames it passed through.
+        let mut prk = Box::new(Zeroizing::new([0u8; 32]));
+        extract_into(&self.bytes.0, &mut prk);
+        wipe_stack();
+        KeyExpander(prk)
+    }
+}
+
+/// HKDF-SHA256 Expand from the master key's PRK; wiped on drop.
+pub struct KeyExpander(Box<Zeroizing<[u8; 32]>>);
+
+impl KeyExpander {
+    pub fn derive(&self, info: &[&[u8]], len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let mut out = Zeroizing::new(vec![0u8; len]);
+        let r = hkdf_into(Some(&**self.0), None, &info.concat(), &mut out);
+        wipe_stack();
+        r.map(|()| out)
+    }
+}
+
+/// HKDF-SHA256 Expand into `out`, from a pseudorandom key or from input key
+/// material (Extract first, empty salt). Not inlined, so that its frames lie
+/// below the caller's and the caller's `wipe_stack` reaches them.
+#[inline(never)]
+fn hkdf_into(
+    prk: Option<&[u8]>,
+    ikm: Option<&[u8]>,
+    info: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let hk = match (prk, ikm) {
+        (Some(prk), _) => Hkdf::<Sha256>::from_prk(prk).map_err(|_| CryptoError::HkdfLength(32))?,
+        (None, Some(ikm)) => Hkdf::<Sha256>::new(None, ikm),
+        (None, None) => return Err(CryptoError::HkdfLength(0)),
+    };
+    hk.expand(info, out)
+        .map_err(|_| CryptoError::HkdfLength(out.len()))
+}
+
+/// HKDF-SHA256 Extract of `ikm` (empty salt) into `prk`.
+#[inline(never)]
+fn extract_into(ikm: &[u8], prk: &mut [u8; 32]) {
+    let (mut out, _) = Hkdf::<Sha256>::extract(None, ikm);
+    prk.copy_from_slice(&out);
+    out.as_mut_slice().zeroize();
+}
+
+impl fmt::Debug for KeyExpander {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyExpander(<redacted>)")
+    }
+}
+
+/// Key setup and cipher calls leave copies of the key or of its round keys
+/// in stack frames that have returned: a move in Rust copies and never
+/// wipes, the key derivation that comes just before works in the same
+/// frames, and AES code spills round keys. Overwriting the stack below the
+/// caller removes them, as libsodium's `sodium_stackzero` does. 16 KiB
+/// covers the deepest key setup (tests/admin/zeroize.rs finds what is left); a
+/// plain fill kept alive by `black_box` costs well under a microsecond.
+#[inline(never)]
+pub fn wipe_stack() {
+    wipe::<{ 16 * 1024 }>();
+}
+
+/// The same after a single cipher call on a name, a target or an xattr;
+/// it runs for every name in a directory listing. As deep as `wipe_stack`:
+/// AES with VAES keeps round keys broadcast four times in wide registers,
+/// spilled to frames more than 4 KiB down (tests/admin/zeroize.rs found a
+/// names key there after HCTR2, which makes one AES call per block).
+#[inline(never)]
+pub fn wipe_stack_after_call() {
+    wipe::<{ 16 * 1024 }>();
+}
+
+#[inline(always)]
+fn wipe<const N: usize>() {
+    let mut buf = [0u8; N];
+    std::hint::black_box(&mut buf);
+    buf.fill(0);
+    std::hint::black_box(&mut buf);
 }
 
 impl Drop for MasterKey {
@@ -153,6 +241,19 @@ impl fmt::Debug for MasterKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_expander_derives_what_derive_does() {
+        let k = MasterKey::generate().unwrap();
+        let e = k.expander();
+        for info in [&b"cipherfs v2 names"[..], b"x", b""] {
+            assert_eq!(
+                *e.derive(&[info, &[7u8; 16]], 32).unwrap(),
+                *k.derive(&[info, &[7u8; 16]], 32).unwrap()
+            );
+        }
+        assert_eq!(format!("{e:?}"), "KeyExpander(<redacted>)");
+    }
 
     #[test]
     fn derivations_differ_by_purpose_and_never_print() {

@@ -44,7 +44,7 @@ impl CipherFs {
             log::warn!("{}: cannot read the file header: {e}", self.describe(node));
             FsError::EIO
         })?;
-        let header = FileHeader::parse(&hb).map_err(|e| {
+        let header = FileHeader::parse(&hb, self.format_version).map_err(|e| {
             log::warn!("{}: {e}", self.describe(node));
             FsError::EIO
         })?;
@@ -90,7 +90,7 @@ impl CipherFs {
 
     /// Starts an empty file: a header with a fresh nonce.
     fn start_file(&self, node: &Node, file: &File) -> FsResult<Arc<FileCipher>> {
-        let header = FileHeader::random().map_err(|_| FsError::EIO)?;
+        let header = FileHeader::random(self.format_version).map_err(|_| FsError::EIO)?;
         file.write_all_at(&header.to_bytes(), 0)?;
         let c = Arc::new(self.file_cipher(&header)?);
         *node.cipher.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedCipher {

@@ -27,7 +27,7 @@ pub use error::{FsError, FsResult};
 pub use node::{Kind, Node, ROOT_ID};
 pub use ops::{Caller, SetAttr, SetTime, StatFs};
 
-use crate::config::{NameMode, Params};
+use crate::config::Params;
 use crate::content::offsets::plain_size;
 use crate::crypto::MasterKey;
 use crate::names::xattr::XattrCipher;
@@ -115,6 +115,8 @@ pub struct CipherFs {
     key_len: usize,
     sector: usize,
     backend: Backend,
+    /// What new file headers say, and old ones must (cipherfs(5)).
+    format_version: u16,
 }
 
 fn time(secs: i64, nsecs: i64) -> SystemTime {
@@ -126,12 +128,14 @@ fn time(secs: i64, nsecs: i64) -> SystemTime {
 }
 
 impl CipherFs {
-    /// Opens the cipher directory with an unlocked master key.
+    /// Opens the cipher directory with an unlocked master key; contents run
+    /// on `backend`, format 2's names on `names_backend`.
     pub fn new(
         cipherdir: &Path,
         params: &Params,
         master: MasterKey,
         backend: Backend,
+        names_backend: Backend,
     ) -> Result<Self, String> {
         let root = openat(
             rustix::fs::CWD,
@@ -140,13 +144,10 @@ impl CipherFs {
             Mode::empty(),
         )
         .map_err(|e| format!("{}: {e}", cipherdir.display()))?;
-        let names = match params.name_mode {
-            NameMode::Plaintext => NameCipher::plaintext(),
-            NameMode::CtsCbc => {
-                NameCipher::new(&master, backend).map_err(|e: NameError| e.to_string())?
-            }
-        };
-        let xattrs = XattrCipher::new(&master, backend).map_err(|e| e.to_string())?;
+        let names = NameCipher::new(&master, params.name_mode, names_backend)
+            .map_err(|e: NameError| e.to_string())?;
+        let xattrs = XattrCipher::new(&master, params.format_version, names_backend)
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             cipherdir: cipherdir.to_path_buf(),
             nodes: NodeTable::new(root).map_err(|e| format!("{}: {e}", cipherdir.display()))?,
@@ -163,6 +164,7 @@ impl CipherFs {
             key_len: params.content_key_bytes,
             sector: params.sector_size as usize,
             backend,
+            format_version: params.format_version as u16,
         })
     }
 

@@ -1,13 +1,24 @@
 //! File names, directory names and symlink targets as stored in the cipher
-//! directory. The scheme is fscrypt's: the name, NUL-padded to a multiple of
-//! 16 bytes, is encrypted with AES-256-CTS-CBC (the skcipher layer's
-//! `cts(cbc(aes))`) under a names key HKDF(master, "cipherfs v1 names") and
-//! the directory's random IV (its `cipherfs.diriv` file), then encoded as
-//! unpadded base64url. An encoded name longer than 255 bytes is stored as
+//! directory (cipherfs(5), NAMES). The name is NUL-padded and encrypted in
+//! one call, then encoded as unpadded base64url:
+//! - format 1: AES-256-CTS-CBC (`cts(cbc(aes))`) under one names key
+//!   HKDF(master, "cipherfs v1 names") with the directory's random IV (its
+//!   `cipherfs.diriv`) as IV, padded to a multiple of 16 (fscrypt's v1 scheme);
+//! - format 2: HCTR2 (`hctr2(aes)`) under a key per directory,
+//!   HKDF(master, "cipherfs v2 names" || its `cipherfs.diriv`), with an
+//!   all-zero tweak, padded to a multiple of 32 (fscrypt's HCTR2 scheme, with
+//!   its 32-byte padding): a diriv chosen by a writer yields a key nobody
+//!   else used, and names sharing a prefix share no stored block.
+//!
+//! An encoded name longer than 255 bytes is stored as
 //! `cipherfs.longname.<base64url(SHA-256(encoded))>`, with the full encoded
 //! name in a companion file of that name plus `.name` (gocryptfs's scheme).
 
+mod dirkeys;
+mod target;
 pub mod xattr;
+
+pub use target::*;
 
 use std::sync::Arc;
 
@@ -16,6 +27,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::config::NameMode;
 use crate::crypto::{CryptoError, MasterKey};
 use crate::skcipher::{Backend, Skcipher, SkcipherError};
 
@@ -24,6 +36,10 @@ pub const DIRIV_LEN: usize = 16;
 pub const LONGNAME_PREFIX: &str = "cipherfs.longname.";
 pub const LONGNAME_SUFFIX: &str = ".name";
 pub const NAMES_INFO: &[u8] = b"cipherfs v1 names";
+/// Format 2's names key of a directory: HKDF(master, this || its diriv).
+pub const NAMES_V2_INFO: &[u8] = b"cipherfs v2 names";
+/// Format 2's symlink-target key.
+pub const TARGETS_V2_INFO: &[u8] = b"cipherfs v2 targets";
 /// The longest name a backing filesystem takes, and the longest plaintext name.
 pub const NAME_MAX: usize = 255;
 
@@ -144,33 +160,86 @@ fn check_plain(name: &[u8]) -> Result<(), NameError> {
     Ok(())
 }
 
+/// How one cipher directory stores names.
+enum Scheme {
+    /// Names stored as they are (`init --plaintext-names`, for debugging).
+    Plain,
+    /// Format 1: one `cts(cbc(aes))` key for names and targets.
+    Cts(Arc<Skcipher>),
+    /// Format 2: `hctr2(aes)` under a key per directory, and a targets key.
+    Hctr2 {
+        dirs: dirkeys::DirKeys,
+        targets: Arc<Skcipher>,
+    },
+}
+
+/// The key, IV and padding unit of the names in one directory.
+struct NameKey {
+    tfm: Arc<Skcipher>,
+    iv: Vec<u8>,
+    unit: usize,
+}
+
 /// Encrypts and decrypts names for one mount.
 pub struct NameCipher {
-    /// `None` in plaintext-names mode.
-    tfm: Option<Arc<Skcipher>>,
+    scheme: Scheme,
 }
 
 impl NameCipher {
-    pub fn new(master: &MasterKey, backend: Backend) -> Result<Self, NameError> {
-        let key = master.derive(&[NAMES_INFO], 32)?;
-        let tfm = Skcipher::alloc("cts(cbc(aes))", backend)?;
-        tfm.setkey(&key)?;
-        Ok(Self { tfm: Some(tfm) })
+    /// The names of a cipher directory whose config says `mode`; format 2's
+    /// `hctr2(aes)` runs on `backend`, format 1's `cts(cbc(aes))` too.
+    pub fn new(master: &MasterKey, mode: NameMode, backend: Backend) -> Result<Self, NameError> {
+        let scheme = match mode {
+            NameMode::Plaintext => Scheme::Plain,
+            NameMode::CtsCbc => {
+                let tfm = Skcipher::alloc("cts(cbc(aes))", backend)?;
+                tfm.setkey(&master.derive(&[NAMES_INFO], 32)?)?;
+                Scheme::Cts(tfm)
+            }
+            NameMode::Hctr2 => {
+                let targets = Skcipher::alloc(HCTR2, backend)?;
+                targets.setkey(&master.derive(&[TARGETS_V2_INFO], 32)?)?;
+                Scheme::Hctr2 {
+                    dirs: dirkeys::DirKeys::new(master.expander(), backend),
+                    targets,
+                }
+            }
+        };
+        Ok(Self { scheme })
     }
 
     /// Names stored as they are (`init --plaintext-names`, for debugging).
     pub fn plaintext() -> Self {
-        Self { tfm: None }
+        Self {
+            scheme: Scheme::Plain,
+        }
     }
 
     pub fn is_plaintext(&self) -> bool {
-        self.tfm.is_none()
+        matches!(self.scheme, Scheme::Plain)
+    }
+
+    /// How names are encrypted in a directory with IV `diriv`.
+    fn name_key(&self, diriv: &[u8; DIRIV_LEN]) -> Result<Option<NameKey>, NameError> {
+        Ok(match &self.scheme {
+            Scheme::Plain => None,
+            Scheme::Cts(tfm) => Some(NameKey {
+                tfm: Arc::clone(tfm),
+                iv: diriv.to_vec(),
+                unit: 16,
+            }),
+            Scheme::Hctr2 { dirs, .. } => Some(NameKey {
+                tfm: dirs.get(diriv)?,
+                iv: vec![0; 32],
+                unit: 32,
+            }),
+        })
     }
 
     /// The stored form of `name` in a directory with IV `diriv`.
     pub fn encrypt(&self, name: &[u8], diriv: &[u8; DIRIV_LEN]) -> Result<StoredName, NameError> {
         check_plain(name)?;
-        let Some(tfm) = &self.tfm else {
+        let Some(NameKey { tfm, iv, unit }) = self.name_key(diriv)? else {
             let s = String::from_utf8_lossy(name).into_owned();
             if is_internal(&s) || s.starts_with(LONGNAME_PREFIX) || s.as_bytes() != name {
                 // Non-UTF-8 names would not round-trip through a String here.
@@ -179,8 +248,8 @@ impl NameCipher {
             return Ok(StoredName::Short(s));
         };
         let mut buf = Zeroizing::new(name.to_vec());
-        buf.resize(name.len().div_ceil(16).max(1) * 16, 0);
-        wiped(tfm.encrypt_in_place(diriv, &mut buf))?;
+        buf.resize(padded_len(name.len(), unit), 0);
+        wiped(tfm.encrypt_in_place(&iv, &mut buf))?;
         let full = B64URL.encode(&*buf);
         Ok(if full.len() > NAME_MAX {
             StoredName::Long {
@@ -194,69 +263,37 @@ impl NameCipher {
 
     /// The plaintext name of an encoded (short, or a long name's full) name.
     pub fn decrypt(&self, encoded: &str, diriv: &[u8; DIRIV_LEN]) -> Result<Vec<u8>, NameError> {
-        let Some(tfm) = &self.tfm else {
+        let Some(NameKey { tfm, iv, unit }) = self.name_key(diriv)? else {
             check_plain(encoded.as_bytes())?;
             return Ok(encoded.as_bytes().to_vec());
         };
         let mut buf = Zeroizing::new(B64URL.decode(encoded).map_err(|_| NameError::Encoding)?);
-        if buf.is_empty() || buf.len() % 16 != 0 {
+        if buf.is_empty() || !buf.len().is_multiple_of(unit) {
             return Err(NameError::Length(buf.len()));
         }
-        wiped(tfm.decrypt_in_place(diriv, &mut buf))?;
+        wiped(tfm.decrypt_in_place(&iv, &mut buf))?;
         let len = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         // Only the shortest padding is valid, so no two stored names can mean one name.
-        if len == 0 || buf.len() != len.div_ceil(16) * 16 {
+        if len == 0 || buf.len() != padded_len(len, unit) {
             return Err(NameError::Garbage);
         }
         let name = buf[..len].to_vec();
         check_plain(&name).map_err(|_| NameError::Garbage)?;
         Ok(name)
     }
-}
 
-/// The longest symlink target, as Linux allows (PATH_MAX less the NUL).
-pub const TARGET_MAX: usize = 4095;
-/// The longest stored target a backing symlink holds (PATH_MAX less the
-/// NUL): plaintext targets up to 3040 bytes. A longer stored form goes to a
-/// companion file at the cipher directory's root, named `LONGLINK_PREFIX`
-/// and the unpadded base64url SHA-256 of the stored form, and the backing
-/// symlink points to that name.
-pub const LINK_MAX: usize = 4095;
-pub const LONGLINK_PREFIX: &str = "cipherfs.longlink.";
-/// The longest companion: a 4095-byte target padded to 4096, with its
-/// 16-byte IV, base64url-encoded (5483 bytes).
-pub const LONGLINK_MAX: usize = ((16 + TARGET_MAX.div_ceil(16) * 16) * 4).div_ceil(3);
-
-/// The companion name for a stored target too long for a backing symlink.
-pub fn longlink_name(full: &str) -> String {
-    format!(
-        "{LONGLINK_PREFIX}{}",
-        B64URL.encode(Sha256::digest(full.as_bytes()))
-    )
-}
-
-/// Whether a backing symlink's target names a long-target companion (a
-/// stored target proper is base64url, which has no '.').
-pub fn is_longlink(stored: &[u8]) -> bool {
-    stored.starts_with(LONGLINK_PREFIX.as_bytes())
-}
-
-/// The stored target in a long-target companion (its bytes, read with the
-/// bound LONGLINK_MAX), checked against the hash in its name `link`.
-pub fn parse_long_target(full: &[u8], link: &str) -> Result<String, String> {
-    let full = std::str::from_utf8(full)
-        .map_err(|_| format!("long-target companion {link} is not UTF-8"))?;
-    if longlink_name(full) != link {
-        return Err(format!(
-            "long-target companion {link} does not match its name's hash"
-        ));
+    /// The key for symlink targets, which carry their own random IV.
+    fn target_key(&self) -> Option<&Arc<Skcipher>> {
+        match &self.scheme {
+            Scheme::Plain => None,
+            Scheme::Cts(tfm) => Some(tfm),
+            Scheme::Hctr2 { targets, .. } => Some(targets),
+        }
     }
-    Ok(full.to_string())
-}
 
-impl NameCipher {
-    /// A symlink target's stored form: base64url(IV || CTS-CBC(padded target))
-    /// with a random IV, so the link can move between directories.
+    /// A symlink target's stored form: base64url(nonce || E(padded target))
+    /// with a random 16-byte nonce as the IV (format 2: the first half of the
+    /// tweak, the rest zero), so the link can move between directories.
     pub fn encrypt_target(&self, target: &[u8]) -> Result<String, NameError> {
         if target.is_empty() || target.contains(&0) {
             return Err(NameError::BadByte);
@@ -264,35 +301,51 @@ impl NameCipher {
         if target.len() > TARGET_MAX {
             return Err(NameError::TooLong(target.len()));
         }
-        let Some(tfm) = &self.tfm else {
+        let Some(tfm) = self.target_key() else {
             return Ok(String::from_utf8_lossy(target).into_owned());
         };
-        let iv: [u8; 16] = crate::crypto::random_array()?;
+        let nonce: [u8; 16] = crate::crypto::random_array()?;
         let mut buf = Zeroizing::new(target.to_vec());
-        buf.resize(target.len().div_ceil(16).max(1) * 16, 0);
-        wiped(tfm.encrypt_in_place(&iv, &mut buf))?;
-        let mut out = iv.to_vec();
+        buf.resize(padded_len(target.len(), 16), 0);
+        wiped(tfm.encrypt_in_place(&iv_from(&nonce, tfm), &mut buf))?;
+        let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
         Ok(B64URL.encode(out))
     }
 
     pub fn decrypt_target(&self, stored: &[u8]) -> Result<Vec<u8>, NameError> {
-        let Some(tfm) = &self.tfm else {
+        let Some(tfm) = self.target_key() else {
             return Ok(stored.to_vec());
         };
         let raw = B64URL.decode(stored).map_err(|_| NameError::Encoding)?;
-        if raw.len() < 32 || raw.len() % 16 != 0 {
+        if raw.len() < 32 || !raw.len().is_multiple_of(16) {
             return Err(NameError::Length(raw.len()));
         }
-        let (iv, ct) = raw.split_at(16);
+        let (nonce, ct) = raw.split_at(16);
         let mut buf = Zeroizing::new(ct.to_vec());
-        wiped(tfm.decrypt_in_place(iv, &mut buf))?;
+        wiped(tfm.decrypt_in_place(&iv_from(nonce, tfm), &mut buf))?;
         let len = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        if len == 0 || buf.len() != len.div_ceil(16) * 16 || buf[..len].contains(&0) {
+        if len == 0 || buf.len() != padded_len(len, 16) || buf[..len].contains(&0) {
             return Err(NameError::Garbage);
         }
         Ok(buf[..len].to_vec())
     }
+}
+
+/// The skcipher algorithm of format 2's names.
+pub const HCTR2: &str = "hctr2(aes)";
+
+/// `len` NUL-padded to a multiple of `unit` (at least one unit).
+fn padded_len(len: usize, unit: usize) -> usize {
+    len.div_ceil(unit).max(1) * unit
+}
+
+/// A 16-byte nonce as the IV of `tfm`: as it is for CTS, zero-extended to
+/// HCTR2's 32-byte tweak.
+pub(crate) fn iv_from(nonce: &[u8], tfm: &Skcipher) -> Vec<u8> {
+    let mut iv = nonce.to_vec();
+    iv.resize(tfm.ivsize(), 0);
+    iv
 }
 
 #[cfg(test)]
@@ -300,7 +353,12 @@ mod tests {
     use super::*;
 
     fn cipher() -> NameCipher {
-        NameCipher::new(&MasterKey::generate().unwrap(), Backend::Soft).unwrap()
+        NameCipher::new(
+            &MasterKey::generate().unwrap(),
+            NameMode::CtsCbc,
+            Backend::Soft,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -369,7 +427,7 @@ mod tests {
         // A name encrypted with non-canonical padding ("a" in 32 bytes) is refused.
         let tfm = Skcipher::alloc("cts(cbc(aes))", Backend::Soft).unwrap();
         let master = MasterKey::generate().unwrap();
-        let c = NameCipher::new(&master, Backend::Soft).unwrap();
+        let c = NameCipher::new(&master, NameMode::CtsCbc, Backend::Soft).unwrap();
         tfm.setkey(&master.derive(&[NAMES_INFO], 32).unwrap())
             .unwrap();
         let mut buf = vec![0u8; 32];

@@ -1,9 +1,14 @@
 //! Extended attributes: only the `user.` namespace is offered. A name
-//! `user.X` is stored as `user.cfs.` + base64url(CTS-CBC(X NUL-padded)) under
-//! an xattr key HKDF(master, "cipherfs v1 xattr") with a fixed IV, so it can
-//! be looked up; a value as a random IV followed by the value, padded with
-//! ISO/IEC 7816-4 (0x80, then zeros) so binary values round-trip, encrypted
-//! under the same key with that IV.
+//! `user.X` is stored as `user.cfs.` + base64url(E(X NUL-padded to 16)) with
+//! a fixed IV, so it can be looked up; a value as a random 16-byte nonce
+//! followed by the value, padded with ISO/IEC 7816-4 (0x80, then zeros) so
+//! binary values round-trip, encrypted with the nonce as IV.
+//! - Format 1: AES-256-CTS-CBC under HKDF(master, "cipherfs v1 xattr") for
+//!   both, the name's IV all zero.
+//! - Format 2: HCTR2, names under HKDF(master, "cipherfs v2 xattr names")
+//!   with an all-zero tweak (equal names are equal tree-wide, as gocryptfs's,
+//!   but no shared prefix shows), values under "cipherfs v2 xattr values"
+//!   with the nonce as the tweak's first half.
 
 use std::sync::Arc;
 
@@ -11,28 +16,49 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::NameError;
+use super::{iv_from, NameError, HCTR2};
 use crate::crypto::MasterKey;
 use crate::skcipher::{Backend, Skcipher};
 
 pub const USER_PREFIX: &str = "user.";
 pub const STORED_PREFIX: &str = "user.cfs.";
 pub const XATTR_INFO: &[u8] = b"cipherfs v1 xattr";
+pub const XATTR_NAMES_V2_INFO: &[u8] = b"cipherfs v2 xattr names";
+pub const XATTR_VALUES_V2_INFO: &[u8] = b"cipherfs v2 xattr values";
 /// Longest name after `user.` whose stored form fits XATTR_NAME_MAX (255).
 pub const NAME_MAX: usize = 176;
 /// Longest value whose stored form fits XATTR_SIZE_MAX (65536).
 pub const VALUE_MAX: usize = 65536 - 32;
-const NAME_IV: [u8; 16] = [0; 16];
 
 pub struct XattrCipher {
-    tfm: Arc<Skcipher>,
+    names: Arc<Skcipher>,
+    values: Arc<Skcipher>,
 }
 
 impl XattrCipher {
-    pub fn new(master: &MasterKey, backend: Backend) -> Result<Self, NameError> {
-        let tfm = Skcipher::alloc("cts(cbc(aes))", backend)?;
-        tfm.setkey(&master.derive(&[XATTR_INFO], 32)?)?;
-        Ok(Self { tfm })
+    /// The attributes of a cipher directory of format `format_version`.
+    pub fn new(
+        master: &MasterKey,
+        format_version: u32,
+        backend: Backend,
+    ) -> Result<Self, NameError> {
+        if format_version == 1 {
+            let tfm = Skcipher::alloc("cts(cbc(aes))", backend)?;
+            tfm.setkey(&master.derive(&[XATTR_INFO], 32)?)?;
+            return Ok(Self {
+                names: Arc::clone(&tfm),
+                values: tfm,
+            });
+        }
+        let names = Skcipher::alloc(HCTR2, backend)?;
+        names.setkey(&master.derive(&[XATTR_NAMES_V2_INFO], 32)?)?;
+        let values = Skcipher::alloc(HCTR2, backend)?;
+        values.setkey(&master.derive(&[XATTR_VALUES_V2_INFO], 32)?)?;
+        Ok(Self { names, values })
+    }
+
+    fn name_iv(&self) -> Vec<u8> {
+        vec![0; self.names.ivsize()]
     }
 
     /// The stored name of a plaintext xattr name; `None` outside `user.`.
@@ -48,7 +74,7 @@ impl XattrCipher {
         }
         let mut buf = Zeroizing::new(rest.to_vec());
         buf.resize(rest.len().div_ceil(16) * 16, 0);
-        super::wiped(self.tfm.encrypt_in_place(&NAME_IV, &mut buf))?;
+        super::wiped(self.names.encrypt_in_place(&self.name_iv(), &mut buf))?;
         Ok(Some(format!("{STORED_PREFIX}{}", B64URL.encode(&*buf))))
     }
 
@@ -59,7 +85,7 @@ impl XattrCipher {
         if buf.is_empty() || !buf.len().is_multiple_of(16) {
             return None;
         }
-        super::wiped(self.tfm.decrypt_in_place(&NAME_IV, &mut buf)).ok()?;
+        super::wiped(self.names.decrypt_in_place(&self.name_iv(), &mut buf)).ok()?;
         let len = buf.iter().rposition(|&b| b != 0)? + 1;
         if buf.len() != len.div_ceil(16) * 16 {
             return None;
@@ -73,13 +99,16 @@ impl XattrCipher {
         if value.len() > VALUE_MAX {
             return Err(NameError::TooLong(value.len()));
         }
-        let iv: [u8; 16] = crate::crypto::random_array()?;
+        let nonce: [u8; 16] = crate::crypto::random_array()?;
         let mut buf = Zeroizing::new(value.to_vec());
         buf.push(0x80);
         let padded = buf.len().div_ceil(16) * 16;
         buf.resize(padded, 0);
-        super::wiped(self.tfm.encrypt_in_place(&iv, &mut buf))?;
-        let mut out = iv.to_vec();
+        super::wiped(
+            self.values
+                .encrypt_in_place(&iv_from(&nonce, &self.values), &mut buf),
+        )?;
+        let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
         Ok(out)
     }
@@ -88,9 +117,12 @@ impl XattrCipher {
         if stored.len() < 32 || !stored.len().is_multiple_of(16) {
             return Err(NameError::Length(stored.len()));
         }
-        let (iv, ct) = stored.split_at(16);
+        let (nonce, ct) = stored.split_at(16);
         let mut buf = Zeroizing::new(ct.to_vec());
-        super::wiped(self.tfm.decrypt_in_place(iv, &mut buf))?;
+        super::wiped(
+            self.values
+                .decrypt_in_place(&iv_from(nonce, &self.values), &mut buf),
+        )?;
         let end = buf
             .iter()
             .rposition(|&b| b != 0)
@@ -108,7 +140,13 @@ mod tests {
 
     #[test]
     fn names_and_binary_values_round_trip() {
-        let c = XattrCipher::new(&MasterKey::generate().unwrap(), Backend::Soft).unwrap();
+        for version in [1, 2] {
+            round_trip(version);
+        }
+    }
+
+    fn round_trip(version: u32) {
+        let c = XattrCipher::new(&MasterKey::generate().unwrap(), version, Backend::Soft).unwrap();
         let stored = c.encrypt_name(b"user.comment").unwrap().unwrap();
         assert!(stored.starts_with(STORED_PREFIX) && stored.len() <= 255);
         assert_eq!(c.decrypt_name(stored.as_bytes()).unwrap(), b"user.comment");

@@ -39,8 +39,10 @@ pub use backend::{Backend, BackendChoice, Direction, KeyedCipher};
 pub use engine::workers as async_workers;
 pub use error::SkcipherError;
 pub use request::{Completion, SkcipherRequest, MAX_IV};
-pub use select::{select, Selection};
+pub use select::{select, select_beside, Selection};
 pub use wait::BatchWait;
+// The stack wipes are key hygiene, so they live with the keys.
+pub use crate::crypto::{wipe_stack, wipe_stack_after_call};
 
 /// A cipher handle (the kernel's `struct crypto_skcipher`, a "tfm").
 pub struct Skcipher {
@@ -192,31 +194,4 @@ impl Skcipher {
     pub fn decrypt(&self, iv: &[u8], src: &[u8], dst: &mut [u8]) -> Result<(), SkcipherError> {
         self.crypt(Direction::Decrypt, iv, src, dst)
     }
-}
-
-/// Key setup and cipher calls leave copies of the key or of its round keys
-/// in stack frames that have returned: a move in Rust copies and never
-/// wipes, the key derivation that comes just before works in the same
-/// frames, and AES code spills round keys. Overwriting the stack below the
-/// caller removes them, as libsodium's `sodium_stackzero` does. 16 KiB
-/// covers the deepest key setup (tests/admin/zeroize.rs finds what is left); a
-/// plain fill kept alive by `black_box` costs well under a microsecond.
-#[inline(never)]
-pub fn wipe_stack() {
-    wipe::<{ 16 * 1024 }>();
-}
-
-/// The same after a single cipher call on a name or an xattr, whose frames
-/// are shallow; it runs for every name in a directory listing.
-#[inline(never)]
-pub fn wipe_stack_after_call() {
-    wipe::<{ 4 * 1024 }>();
-}
-
-#[inline(always)]
-fn wipe<const N: usize>() {
-    let mut buf = [0u8; N];
-    std::hint::black_box(&mut buf);
-    buf.fill(0);
-    std::hint::black_box(&mut buf);
 }

@@ -10,6 +10,11 @@
 //! 3. Otherwise `soft` (constant-time bitsliced AES).
 //!
 //! So `auto` never picks `afalg` where afalg does not work.
+//!
+//! Names (format 2's `hctr2(aes)`) are selected on their own with the same
+//! rule, except that an `afalg` request falls back to `soft` for names where
+//! the kernel lacks the algorithm (Debian's kernels have no HCTR2): the
+//! contents stay on `afalg`, and the mount log says so.
 
 use super::afalg::proc_crypto;
 use super::{selftest, Backend, BackendChoice, SkcipherError};
@@ -67,5 +72,21 @@ fn auto(alg: &str) -> Selection {
             driver.unwrap_or_else(|| "driver unknown".into())
         )),
         Err(e) => soft(format!("auto: afalg unusable here ({e})")),
+    }
+}
+
+/// The backend for a second algorithm next to the content's (format 2's
+/// names): as `select`, but where `afalg` was asked for and the kernel lacks
+/// `alg`, `soft`, with a reason that says so.
+pub fn select_beside(choice: BackendChoice, alg: &str) -> Result<Selection, SkcipherError> {
+    match select(choice, alg) {
+        Err(e @ SkcipherError::KernelLacksAlgorithm { .. }) if choice == BackendChoice::Afalg => {
+            Ok(Selection {
+                backend: Backend::Soft,
+                reason: format!("{e}, so it runs in-process while the contents use afalg"),
+                kernel_driver: None,
+            })
+        }
+        other => other,
     }
 }

@@ -26,9 +26,11 @@ fn derive(master: &[u8; 64], info: &[u8], len: usize) -> Vec<u8> {
     k
 }
 
-/// What must not survive: the master key, raw and in hex, the names and
-/// xattr keys, and a file's two XTS keys.
-fn secrets(master: &[u8; 64], file_nonce: &[u8]) -> Vec<(String, Vec<u8>)> {
+/// What must not survive: the master key, raw and in hex, its HKDF
+/// pseudorandom key, every names, targets and xattr key of both formats
+/// (format 2's names key of the root directory, whose IV is `root_iv`), and
+/// a file's two XTS keys.
+fn secrets(master: &[u8; 64], file_nonce: &[u8], root_iv: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut content_info = b"cipherfs v1 content".to_vec();
     content_info.extend_from_slice(file_nonce);
     let content = derive(master, &content_info, 64);
@@ -40,6 +42,26 @@ fn secrets(master: &[u8; 64], file_nonce: &[u8]) -> Vec<(String, Vec<u8>)> {
     v.extend([
         ("names key".into(), derive(master, b"cipherfs v1 names", 32)),
         ("xattr key".into(), derive(master, b"cipherfs v1 xattr", 32)),
+        (
+            "HKDF pseudorandom key of the master key".into(),
+            Hkdf::<Sha256>::extract(None, master).0.to_vec(),
+        ),
+        (
+            "format 2 names key of the root directory".into(),
+            derive(master, &[&b"cipherfs v2 names"[..], root_iv].concat(), 32),
+        ),
+        (
+            "format 2 targets key".into(),
+            derive(master, b"cipherfs v2 targets", 32),
+        ),
+        (
+            "format 2 xattr names key".into(),
+            derive(master, b"cipherfs v2 xattr names", 32),
+        ),
+        (
+            "format 2 xattr values key".into(),
+            derive(master, b"cipherfs v2 xattr values", 32),
+        ),
         ("file key (first half)".into(), content[..32].to_vec()),
         ("file key (second half)".into(), content[32..].to_vec()),
     ]);
@@ -104,9 +126,17 @@ fn check_daemon(m: &Mounted, pid: u32, master: &[u8; 64], wait: impl FnOnce()) {
     fs::write(&f, vec![42u8; 20_000]).unwrap();
     assert_eq!(fs::read(&f).unwrap().len(), 20_000);
     rustix::fs::setxattr(&f, "user.k", b"v", rustix::fs::XattrFlags::empty()).unwrap();
+    assert_eq!(
+        rustix::fs::getxattr(&f, "user.k", &mut [0u8; 8]).unwrap(),
+        1
+    );
+    let link = m.plain.join("a link");
+    std::os::unix::fs::symlink("some file", &link).unwrap();
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new("some file"));
     let cipher_file = m.cipher_files().into_iter().next().unwrap();
     let nonce = fs::read(&cipher_file).unwrap()[16..32].to_vec();
-    let mut secrets = secrets(master, &nonce);
+    let root_iv = fs::read(m.cipher.join("cipherfs.diriv")).unwrap();
+    let mut secrets = secrets(master, &nonce, &root_iv);
     secrets.push(("password".into(), b"test password".to_vec()));
 
     // No core at all from a crash: RLIMIT_CORE is 0.

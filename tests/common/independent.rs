@@ -1,5 +1,6 @@
-//! Decrypts a cipherfs file from the format rules alone (man/cipherfs.5 and
-//! issue 3), with `hkdf` and `xts-mode` directly, not cipherfs's code paths.
+//! Decrypts cipherfs files and format 2 names from the format rules alone
+//! (man/cipherfs.5), with `hkdf`, `xts-mode` and `hctr2-rs` directly, not
+//! cipherfs's code paths.
 
 use aes::cipher::KeyInit;
 use hkdf::Hkdf;
@@ -18,7 +19,8 @@ pub fn decrypt_xts_file(
     if c.len() < 48 {
         return Err(format!("impossible size {}", c.len()));
     }
-    if c[0..2] != [1, 0] || c[2..16].iter().any(|&b| b != 0) {
+    // Formats 1 and 2 store contents alike; the header says which it is.
+    if !matches!(c[0..2], [1, 0] | [2, 0]) || c[2..16].iter().any(|&b| b != 0) {
         return Err("bad header".into());
     }
     let d = c.len() - 32;
@@ -57,4 +59,36 @@ pub fn decrypt_xts_file(
         n += 1;
     }
     Ok(out)
+}
+
+/// The plaintext of a format 2 stored name (the short entry, or a long
+/// name's full encoded form) in a directory whose `cipherfs.diriv` is
+/// `diriv`: HCTR2-AES-256 under HKDF-SHA256(master, "cipherfs v2 names" ||
+/// diriv), all-zero 32-byte tweak, NUL padding to a multiple of 32.
+pub fn decrypt_name_v2(
+    master: &[u8; 64],
+    diriv: &[u8; 16],
+    stored: &str,
+) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let ct = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(stored)
+        .map_err(|e| e.to_string())?;
+    if ct.is_empty() || ct.len() % 32 != 0 {
+        return Err(format!("{} bytes is not a multiple of 32", ct.len()));
+    }
+    let mut key = [0u8; 32];
+    Hkdf::<Sha256>::new(None, master)
+        .expand(&[&b"cipherfs v2 names"[..], diriv].concat(), &mut key)
+        .map_err(|e| e.to_string())?;
+    let mut pt = vec![0u8; ct.len()];
+    hctr2_rs::Hctr2_256::new(&key)
+        .decrypt(&ct, &[0u8; 32], &mut pt)
+        .map_err(|e| format!("{e:?}"))?;
+    let len = pt.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if len == 0 || pt.len() != len.div_ceil(32) * 32 {
+        return Err("not canonically padded".into());
+    }
+    pt.truncate(len);
+    Ok(pt)
 }

@@ -36,7 +36,7 @@ fn files_decrypt_with_an_independent_implementation() {
     let mut rng = Rng::new(21);
     for backend in common::backends("files_decrypt_with_an_independent_implementation") {
         for (key_len, sector) in [(64, 4096), (32, 512), (64, 1024)] {
-            let header = FileHeader::random().unwrap();
+            let header = FileHeader::random(2).unwrap();
             let fc =
                 FileCipher::new(&master, &header, "xts(aes)", key_len, backend, sector).unwrap();
             let s = sector as u64;
@@ -73,7 +73,10 @@ fn files_decrypt_with_an_independent_implementation() {
 fn same_plaintext_in_two_files_differs_and_holes_read_as_zeros() {
     let master = MasterKey::generate().unwrap();
     let plain = vec![0x41u8; 8192];
-    let (h1, h2) = (FileHeader::random().unwrap(), FileHeader::random().unwrap());
+    let (h1, h2) = (
+        FileHeader::random(2).unwrap(),
+        FileHeader::random(2).unwrap(),
+    );
     let f1 = FileCipher::new(&master, &h1, "xts(aes)", 64, Backend::Soft, 4096).unwrap();
     let f2 = FileCipher::new(&master, &h2, "xts(aes)", 64, Backend::Soft, 4096).unwrap();
     let (c1, c2) = (write_file(&f1, &h1, &plain), write_file(&f2, &h2, &plain));
@@ -96,7 +99,7 @@ fn in_place_runs_match_sector_by_sector() {
     let master = MasterKey::generate().unwrap();
     let mut rng = Rng::new(33);
     for backend in common::backends("in_place_runs_match_sector_by_sector") {
-        let header = FileHeader::random().unwrap();
+        let header = FileHeader::random(2).unwrap();
         let fc = FileCipher::new(&master, &header, "xts(aes)", 64, backend, 4096).unwrap();
         let cases = [1u64, 2, 7, 40].into_iter().flat_map(|count| {
             // 4095: the stored last sector (4096 + 15 filler) spills past a

@@ -47,7 +47,7 @@ fn every_authenticated_field_is_covered_by_gcm() {
     let edits = [
         ("\"content_key_bytes\": 64", "\"content_key_bytes\": 32"),
         ("\"sector_size\": 4096", "\"sector_size\": 512"),
-        ("\"name_mode\": \"cts-cbc\"", "\"name_mode\": \"plaintext\""),
+        ("\"name_mode\": \"hctr2\"", "\"name_mode\": \"plaintext\""),
         ("\"memory_kib\": 1024", "\"memory_kib\": 2048"),
         ("\"dir-iv\",", ""),
     ];
@@ -90,8 +90,17 @@ fn what_this_version_cannot_honour_is_refused_clearly() {
         assert!(e.contains(want), "want {want:?}, got {e:?}");
     };
     check(
-        text.replacen("\"format_version\": 1", "\"format_version\": 2", 1),
-        "format version 2; this cipherfs reads version 1",
+        text.replacen("\"format_version\": 2", "\"format_version\": 3", 1),
+        "format version 3; this cipherfs reads versions 1 and 2",
+    );
+    // A name mode of the other format is refused, not guessed at.
+    check(
+        text.replacen("\"name_mode\": \"hctr2\"", "\"name_mode\": \"cts-cbc\"", 1),
+        "name mode cts-cbc is not one of format 2",
+    );
+    check(
+        text.replacen("\"format_version\": 2", "\"format_version\": 1", 1),
+        "name mode hctr2 is not one of format 1",
     );
     check(
         text.replacen("\"dir-iv\"", "\"quantum-names\"", 1),
@@ -258,10 +267,25 @@ fn info_and_fsck_speak_plainly() {
     let (pw_s, c_s) = (pw.to_str().unwrap(), c.to_str().unwrap());
     init_cheap(&pw, &c, &[]);
     let info = run(&["info", c_s]);
+    assert!(info.lines().any(|l| l == "format version   2"), "{info}");
+    assert!(
+        info.lines().any(|l| l == "names            hctr2"),
+        "{info}"
+    );
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("names here       hctr2(aes) on ")),
+        "{info}"
+    );
+    let v1 = root.join("v1");
+    init_cheap(&pw, &v1, &["--format-version", "1"]);
+    let info = run(&["info", v1.to_str().unwrap()]);
+    assert!(info.lines().any(|l| l == "format version   1"), "{info}");
     assert!(
         info.lines().any(|l| l == "names            cts-cbc"),
         "{info}"
     );
+    assert!(!info.contains("names here"), "{info}");
     let fsck = run(&["fsck", "--passfile", pw_s, c_s]);
     assert!(
         fsck.contains(": 2 entries checked, 0 problems, 0 of them garbage"),

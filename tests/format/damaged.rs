@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::common::mount::{Mounted, BIN};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
+use cipherfs::config::NameMode;
 use cipherfs::crypto::MasterKey;
 use cipherfs::names::{NameCipher, StoredName};
 use cipherfs::skcipher::{Backend, Skcipher};
@@ -46,18 +47,19 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-/// A stored name for any bytes, bypassing the checks cipherfs makes, so
-/// names that decrypt to `/`, NUL, `.` or `..` can be planted.
+/// A format 2 stored name for any bytes, bypassing the checks cipherfs
+/// makes, so names that decrypt to `/`, NUL, `.` or `..` can be planted:
+/// HCTR2 under the directory's key, padded to a multiple of 32.
 fn raw_encrypted_name(master: &[u8; 64], diriv: &[u8], plain: &[u8]) -> String {
     let mut key = [0u8; 32];
     hkdf::Hkdf::<sha2::Sha256>::new(None, master)
-        .expand(b"cipherfs v1 names", &mut key)
+        .expand(&[&b"cipherfs v2 names"[..], diriv].concat(), &mut key)
         .unwrap();
-    let tfm = Skcipher::alloc("cts(cbc(aes))", Backend::Soft).unwrap();
+    let tfm = Skcipher::alloc("hctr2(aes)", Backend::Soft).unwrap();
     tfm.setkey(&key).unwrap();
     let mut buf = plain.to_vec();
-    buf.resize(plain.len().div_ceil(16).max(1) * 16, 0);
-    tfm.encrypt_in_place(diriv, &mut buf).unwrap();
+    buf.resize(plain.len().div_ceil(32).max(1) * 32, 0);
+    tfm.encrypt_in_place(&[0u8; 32], &mut buf).unwrap();
     B64URL.encode(&buf)
 }
 
@@ -101,7 +103,12 @@ fn damaged_entries_give_eio_or_are_hidden_and_fsck_reports_each() {
 
     // Locate the stored names.
     let key = m.master_key();
-    let names = NameCipher::new(&MasterKey::from_bytes(&key).unwrap(), Backend::Soft).unwrap();
+    let names = NameCipher::new(
+        &MasterKey::from_bytes(&key).unwrap(),
+        NameMode::Hctr2,
+        Backend::Soft,
+    )
+    .unwrap();
     let root_iv: [u8; 16] = fs::read(m.cipher.join("cipherfs.diriv"))
         .unwrap()
         .try_into()
@@ -114,7 +121,7 @@ fn damaged_entries_give_eio_or_are_hidden_and_fsck_reports_each() {
 
     // The damage, one kind per entry.
     let mut hdr = fs::read(c("hdr")).unwrap();
-    hdr[0] = 2;
+    hdr[0] = 3;
     fs::write(c("hdr"), &hdr).unwrap();
     fs::OpenOptions::new()
         .write(true)
@@ -151,7 +158,7 @@ fn damaged_entries_give_eio_or_are_hidden_and_fsck_reports_each() {
             .unwrap_or_else(|| panic!("fsck does not report {p}:\n{text}"))
             .to_string()
     };
-    assert!(line_for(&c("hdr")).contains("format version 2"));
+    assert!(line_for(&c("hdr")).contains("format version 3"));
     assert!(line_for(&c("size")).contains("impossible"));
     assert!(line_for(&long_entry).contains("companion"));
     assert!(line_for(&c("noiv").join("cipherfs.diriv")).contains("missing"));

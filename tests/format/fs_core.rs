@@ -27,7 +27,7 @@ fn core_fs(name: &str) -> (CipherFs, std::path::PathBuf) {
     .unwrap();
     cfg.save(&dir).unwrap();
     write_diriv(&std::fs::File::open(&dir).unwrap()).unwrap();
-    let fs = CipherFs::new(&dir, &cfg.params, master, Backend::Soft).unwrap();
+    let fs = CipherFs::new(&dir, &cfg.params, master, Backend::Soft, Backend::Soft).unwrap();
     (fs, dir)
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use cipherfs::config::{Config, NewConfig};
+use cipherfs::config::{Config, NameMode, NewConfig};
 use cipherfs::content::offsets::{
     c_sector_offset, cipher_size, plain_size, sector_plain_len, sectors_touched, stored_len,
 };
@@ -23,9 +23,13 @@ fn master() -> &'static MasterKey {
     M.get_or_init(|| MasterKey::generate().unwrap())
 }
 
-fn names() -> &'static NameCipher {
-    static N: OnceLock<NameCipher> = OnceLock::new();
-    N.get_or_init(|| NameCipher::new(master(), Backend::Soft).unwrap())
+/// Both formats' names: format 1's CTS-CBC and format 2's HCTR2.
+fn names() -> &'static [NameCipher; 2] {
+    static N: OnceLock<[NameCipher; 2]> = OnceLock::new();
+    N.get_or_init(|| {
+        [NameMode::CtsCbc, NameMode::Hctr2]
+            .map(|mode| NameCipher::new(master(), mode, Backend::Soft).unwrap())
+    })
 }
 
 /// A valid config's JSON, the seed the config mutations start from.
@@ -107,7 +111,7 @@ proptest! {
 
     #[test]
     fn file_headers(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-        if let Ok(h) = FileHeader::parse(&bytes) {
+        if let Ok(h) = FileHeader::parse(&bytes, 2) {
             prop_assert!(bytes.len() >= HEADER_LEN);
             prop_assert_eq!(&h.to_bytes()[..], &bytes[..HEADER_LEN]);
         }
@@ -120,13 +124,15 @@ proptest! {
         stored in "[A-Za-z0-9_\\-]{0,120}|.{0,40}",
         iv in any::<[u8; 16]>(),
     ) {
-        if let Ok(name) = names().decrypt(&stored, &iv) {
-            prop_assert!(!name.is_empty() && name.len() <= NAME_MAX);
-            prop_assert!(!name.contains(&b'/') && !name.contains(&0));
-            prop_assert!(name != b"." && name != b"..");
-            match names().encrypt(&name, &iv).unwrap() {
-                StoredName::Short(s) => prop_assert_eq!(s, stored),
-                StoredName::Long { full, .. } => prop_assert_eq!(full, stored),
+        for names in names() {
+            if let Ok(name) = names.decrypt(&stored, &iv) {
+                prop_assert!(!name.is_empty() && name.len() <= NAME_MAX);
+                prop_assert!(!name.contains(&b'/') && !name.contains(&0));
+                prop_assert!(name != b"." && name != b"..");
+                match names.encrypt(&name, &iv).unwrap() {
+                    StoredName::Short(s) => prop_assert_eq!(s, stored.clone()),
+                    StoredName::Long { full, .. } => prop_assert_eq!(full, stored.clone()),
+                }
             }
         }
     }
@@ -137,16 +143,18 @@ proptest! {
         iv in any::<[u8; 16]>(),
     ) {
         let ok_name = !name.contains(&b'/') && name != b"." && name != b"..";
-        match names().encrypt(&name, &iv) {
-            Err(_) => prop_assert!(!ok_name),
-            Ok(StoredName::Short(s)) => {
-                prop_assert!(ok_name && s.len() <= NAME_MAX && !is_internal(&s));
-                prop_assert_eq!(names().decrypt(&s, &iv).unwrap(), name);
-            }
-            Ok(StoredName::Long { short, full }) => {
-                prop_assert!(ok_name && full.len() > NAME_MAX && short.len() <= NAME_MAX);
-                prop_assert_eq!(&short, &long_entry(&full));
-                prop_assert_eq!(names().decrypt(&full, &iv).unwrap(), name);
+        for names in names() {
+            match names.encrypt(&name, &iv) {
+                Err(_) => prop_assert!(!ok_name),
+                Ok(StoredName::Short(s)) => {
+                    prop_assert!(ok_name && s.len() <= NAME_MAX && !is_internal(&s));
+                    prop_assert_eq!(names.decrypt(&s, &iv).unwrap(), name.clone());
+                }
+                Ok(StoredName::Long { short, full }) => {
+                    prop_assert!(ok_name && full.len() > NAME_MAX && short.len() <= NAME_MAX);
+                    prop_assert_eq!(&short, &long_entry(&full));
+                    prop_assert_eq!(names.decrypt(&full, &iv).unwrap(), name.clone());
+                }
             }
         }
     }
@@ -154,19 +162,23 @@ proptest! {
     #[test]
     fn symlink_targets(stored in prop::collection::vec(any::<u8>(), 0..200),
                        target in prop::collection::vec(1u8..=255, 1..300)) {
-        let _ = names().decrypt_target(&stored);
-        let enc = names().encrypt_target(&target).unwrap();
-        prop_assert_eq!(names().decrypt_target(enc.as_bytes()).unwrap(), target);
+        for names in names() {
+            let _ = names.decrypt_target(&stored);
+            let enc = names.encrypt_target(&target).unwrap();
+            prop_assert_eq!(names.decrypt_target(enc.as_bytes()).unwrap(), target.clone());
+        }
     }
 
     #[test]
     fn xattr_values(stored in prop::collection::vec(any::<u8>(), 0..200),
                     value in prop::collection::vec(any::<u8>(), 0..300)) {
-        static X: OnceLock<XattrCipher> = OnceLock::new();
-        let x = X.get_or_init(|| XattrCipher::new(master(), Backend::Soft).unwrap());
-        let _ = x.decrypt_value(&stored);
-        let _ = x.decrypt_name(&stored);
-        prop_assert_eq!(x.decrypt_value(&x.encrypt_value(&value).unwrap()).unwrap(), value);
+        static X: OnceLock<[XattrCipher; 2]> = OnceLock::new();
+        let both = X.get_or_init(|| [1, 2].map(|v| XattrCipher::new(master(), v, Backend::Soft).unwrap()));
+        for x in both {
+            let _ = x.decrypt_value(&stored);
+            let _ = x.decrypt_name(&stored);
+            prop_assert_eq!(x.decrypt_value(&x.encrypt_value(&value).unwrap()).unwrap(), value.clone());
+        }
     }
 }
 
