@@ -11,6 +11,7 @@ mod common;
 mod acl;
 mod basic;
 mod model;
+mod names;
 mod nonroot;
 mod ops;
 mod posix;
