@@ -527,3 +527,47 @@ fn recover_a_lost_config_and_change_a_password_with_the_master_key() {
     assert_eq!(fs::read(m.plain.join(&files[3].0)).unwrap(), files[3].1);
     m.unmount();
 }
+
+/// A format 1 directory is recovered with `--format-version 1`; without it
+/// the key check fails (format 2 names do not decrypt) and says which flag
+/// to give, writing nothing.
+#[test]
+fn recover_takes_the_format_a_directory_was_made_in() {
+    let Some(m) = Mounted::new("recover-v1", &["--format-version", "1"]) else {
+        return;
+    };
+    fs::write(m.plain.join("a file"), b"format 1 data").unwrap();
+    let key = m.master_key();
+    m.unmount();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let keyfile = m.root.join("key");
+    common::mount::write_private(&keyfile, &hex);
+    fs::remove_file(m.cipher.join("cipherfs.conf")).unwrap();
+    let recover = |extra: &[&str]| {
+        let (k, pw, c) = (
+            keyfile.to_str().unwrap(),
+            m.passfile.to_str().unwrap(),
+            m.cipher.to_str().unwrap(),
+        );
+        let mut args = vec!["recover", "--masterkey-file", k, "--passfile", pw];
+        args.extend(["--kdf-memory-mib", "1", "--kdf-iterations", "1"]);
+        args.extend(extra);
+        args.push(c);
+        cipherfs(&args)
+    };
+    let out = recover(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(err.contains("--format-version 1"), "{err}");
+    assert!(!m.cipher.join("cipherfs.conf").exists());
+    let out = recover(&["--format-version", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    m.mount();
+    assert_eq!(fs::read(m.plain.join("a file")).unwrap(), b"format 1 data");
+    let info = cipherfs(&["info", m.cipher.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("format version   1"));
+}
