@@ -216,6 +216,16 @@ pub fn wipe_stack_after_call() {
     wipe::<{ 16 * 1024 }>();
 }
 
+/// Runs `wipe_stack_after_call` when dropped, so a loop of cipher calls
+/// that may end early (`?`) wipes once at whatever exit it takes.
+pub struct WipeStackOnDrop;
+
+impl Drop for WipeStackOnDrop {
+    fn drop(&mut self) {
+        wipe_stack_after_call();
+    }
+}
+
 #[inline(always)]
 fn wipe<const N: usize>() {
     let mut buf = [0u8; N];

@@ -174,6 +174,9 @@ impl CipherFs {
     /// The plaintext listing of `dir`. Entries whose names do not decrypt are
     /// skipped with a warning naming their cipher path.
     pub(super) fn list(&self, dir: &Node) -> FsResult<Vec<DirEntry>> {
+        // One stack wipe for the whole listing, however it ends: see
+        // NameCipher::decrypt_in_listing.
+        let _wipe = crate::crypto::WipeStackOnDrop;
         let iv = self.diriv(dir)?;
         let fd = openat(
             &dir.fd,
@@ -199,9 +202,11 @@ impl CipherFs {
             if is_internal(cname) {
                 continue;
             }
-            let name = self
-                .encoded_name(dir, cname)
-                .and_then(|enc| self.names.decrypt(&enc, &iv).map_err(|e| e.to_string()));
+            let name = self.encoded_name(dir, cname).and_then(|enc| {
+                self.names
+                    .decrypt_in_listing(&enc, &iv)
+                    .map_err(|e| e.to_string())
+            });
             match name {
                 Ok(name) => out.push(DirEntry {
                     name,

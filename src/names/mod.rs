@@ -263,6 +263,18 @@ impl NameCipher {
 
     /// The plaintext name of an encoded (short, or a long name's full) name.
     pub fn decrypt(&self, encoded: &str, diriv: &[u8; DIRIV_LEN]) -> Result<Vec<u8>, NameError> {
+        wiped(self.decrypt_in_listing(encoded, diriv))
+    }
+
+    /// `decrypt` without the stack wipe after it, for a loop over a whole
+    /// directory listing, which must call `crypto::wipe_stack_after_call`
+    /// once when done (a 16 KiB wipe per name cost as much as the
+    /// decryption; once per listing covers the same frames).
+    pub fn decrypt_in_listing(
+        &self,
+        encoded: &str,
+        diriv: &[u8; DIRIV_LEN],
+    ) -> Result<Vec<u8>, NameError> {
         let Some(NameKey { tfm, iv, unit }) = self.name_key(diriv)? else {
             check_plain(encoded.as_bytes())?;
             return Ok(encoded.as_bytes().to_vec());
@@ -271,7 +283,7 @@ impl NameCipher {
         if buf.is_empty() || !buf.len().is_multiple_of(unit) {
             return Err(NameError::Length(buf.len()));
         }
-        wiped(tfm.decrypt_in_place(&iv, &mut buf))?;
+        tfm.decrypt_in_place(&iv, &mut buf)?;
         let len = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         // Only the shortest padding is valid, so no two stored names can mean one name.
         if len == 0 || buf.len() != padded_len(len, unit) {

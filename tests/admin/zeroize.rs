@@ -133,6 +133,8 @@ fn check_daemon(m: &Mounted, pid: u32, master: &[u8; 64], wait: impl FnOnce()) {
     let link = m.plain.join("a link");
     std::os::unix::fs::symlink("some file", &link).unwrap();
     assert_eq!(fs::read_link(&link).unwrap(), Path::new("some file"));
+    // A listing decrypts every name with one stack wipe at its end.
+    assert_eq!(fs::read_dir(&m.plain).unwrap().count(), 2);
     let cipher_file = m.cipher_files().into_iter().next().unwrap();
     let nonce = fs::read(&cipher_file).unwrap()[16..32].to_vec();
     let root_iv = fs::read(m.cipher.join("cipherfs.diriv")).unwrap();

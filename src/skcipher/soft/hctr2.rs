@@ -31,6 +31,11 @@ pub struct Hctr2Keys {
     aes: AesKey,
     /// POLYVAL keyed with h = E(0), cloned for each hash.
     hash: Polyval,
+    /// The same after the length block and an all-zero 32-byte tweak, for
+    /// whole-block and partial messages: names are hashed under that tweak,
+    /// and starting past it saves three of four multiplications on a name
+    /// (as the kernel precomputes its tweak-length blocks).
+    zero_tweak: [Polyval; 2],
     l: Zeroizing<[u8; BLOCK]>,
 }
 
@@ -46,17 +51,29 @@ impl Hctr2Keys {
             c.encrypt_block((&mut *l).into());
         });
         let hash = Polyval::new((&*h).into());
-        Ok(Self { aes, hash, l })
+        let zero_tweak = [false, true].map(|partial| {
+            let mut p = hash.clone();
+            absorb_tweak(&mut p, &[0; ZERO_TWEAK], partial);
+            p
+        });
+        Ok(Self {
+            aes,
+            hash,
+            zero_tweak,
+            l,
+        })
     }
 
     /// H(T, msg).
     fn hash(&self, tweak: &[u8], msg: &[u8]) -> Zeroizing<[u8; BLOCK]> {
-        let mut p = self.hash.clone();
-        let bits = tweak.len() as u128 * 8;
         let partial = !msg.len().is_multiple_of(BLOCK);
-        let first = 2 * bits + if partial { 3 } else { 2 };
-        p.update(&[first.to_le_bytes().into()]);
-        p.update_padded(tweak);
+        let mut p = if tweak == [0; ZERO_TWEAK] {
+            self.zero_tweak[usize::from(partial)].clone()
+        } else {
+            let mut p = self.hash.clone();
+            absorb_tweak(&mut p, tweak, partial);
+            p
+        };
         let (blocks, tail) = polyval::Block::slice_as_chunks(msg);
         p.update(blocks);
         if partial {
@@ -119,6 +136,18 @@ impl Hctr2Keys {
         xor_into(&mut result, &**last, &h_out);
         first.copy_from_slice(&*result);
     }
+}
+
+/// The kernel's tweak length, whose all-zero value names use.
+const ZERO_TWEAK: usize = 32;
+
+/// H's start: le128(2|T| + 2), or + 3 for a message that is not whole
+/// blocks (lengths in bits), then the tweak padded to whole blocks.
+fn absorb_tweak(p: &mut Polyval, tweak: &[u8], partial: bool) {
+    let bits = tweak.len() as u128 * 8;
+    let first = 2 * bits + if partial { 3 } else { 2 };
+    p.update(&[first.to_le_bytes().into()]);
+    p.update_padded(tweak);
 }
 
 fn xor_into(out: &mut [u8; BLOCK], a: &[u8], b: &[u8; BLOCK]) {
