@@ -14,19 +14,18 @@ fn nested() -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn format_1_made_on_2026_11_30_still_mounts_and_reads() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
-    // An empty cipher directory to have a mount's temp layout, then the
-    // fixture's copy in its place (the fixture itself is never written).
-    let Some(mut m) = Mounted::new("golden-v1", &[]) else {
-        return;
-    };
+/// A mount's temporary layout with a copy of the cipher directory `src` in
+/// place of its own (the fixture itself is never written), and the fixture
+/// password; unmounted. `None` where FUSE is not available.
+fn copy_of(label: &str, src: &Path) -> Option<Mounted> {
+    let mut m = Mounted::new(label, &[])?;
     m.unmount();
     fs::remove_dir_all(&m.cipher).unwrap();
+    // `cp -r` keeps no xattrs and no hard links, as a fresh clone has none,
+    // so what a manifest test restores is really restored by the test.
     let cp = Command::new("cp")
-        .arg("-a")
-        .arg(&fixture)
+        .arg("-r")
+        .arg(src)
         .arg(&m.cipher)
         .status()
         .unwrap();
@@ -34,6 +33,11 @@ fn format_1_made_on_2026_11_30_still_mounts_and_reads() {
     let pw = m.root.join("fixture-pw");
     write_private(&pw, "fixture password\n");
     m.passfile = pw;
+    Some(m)
+}
+
+/// fsck finds the copy clean.
+fn assert_fsck_clean(m: &Mounted, what: &str) {
     let fsck = cipherfs(&[
         "fsck",
         "--passfile",
@@ -42,9 +46,18 @@ fn format_1_made_on_2026_11_30_still_mounts_and_reads() {
     ]);
     assert!(
         fsck.status.success(),
-        "{}",
+        "{what}: {}",
         String::from_utf8_lossy(&fsck.stdout)
     );
+}
+
+#[test]
+fn format_1_made_on_2026_11_30_still_mounts_and_reads() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    let Some(m) = copy_of("golden-v1", &fixture) else {
+        return;
+    };
+    assert_fsck_clean(&m, "v1");
     m.mount();
     let p = |s: &str| m.plain.join(s);
     let mut names: Vec<String> = fs::read_dir(&m.plain)
@@ -177,18 +190,9 @@ fn every_golden_directory_reads_as_its_manifest() {
         let read = |f: &str| -> serde_json::Value {
             serde_json::from_slice(&fs::read(dir.join(f)).unwrap()).unwrap()
         };
-        let Some(mut m) = Mounted::new(&format!("golden-{name}"), &[]) else {
+        let Some(m) = copy_of(&format!("golden-{name}"), &dir.join("cipher")) else {
             return;
         };
-        m.unmount();
-        fs::remove_dir_all(&m.cipher).unwrap();
-        let cp = Command::new("cp")
-            .arg("-r")
-            .arg(dir.join("cipher"))
-            .arg(&m.cipher)
-            .status()
-            .unwrap();
-        assert!(cp.success());
         for pair in read("backing-hardlinks.json").as_array().unwrap() {
             let pair: Vec<&str> = pair
                 .as_array()
@@ -214,20 +218,7 @@ fn every_golden_directory_reads_as_its_manifest() {
             )
             .unwrap();
         }
-        let pw = m.root.join("fixture-pw");
-        write_private(&pw, "fixture password\n");
-        m.passfile = pw;
-        let fsck = cipherfs(&[
-            "fsck",
-            "--passfile",
-            m.passfile.to_str().unwrap(),
-            m.cipher.to_str().unwrap(),
-        ]);
-        assert!(
-            fsck.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&fsck.stdout)
-        );
+        assert_fsck_clean(&m, name);
         m.mount();
         let want = read("manifest.json");
         let got = manifest_of(&m.plain);
