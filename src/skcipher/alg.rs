@@ -169,6 +169,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_request_holds_the_longest_iv() {
+        for a in ALGORITHMS {
+            assert!(a.ivsize <= super::super::MAX_IV, "{}", a.name);
+        }
+    }
+
+    #[test]
     fn every_name_resolves_and_unknown_is_an_error() {
         for a in ALGORITHMS {
             assert_eq!(lookup(a.name).unwrap().name, a.name);

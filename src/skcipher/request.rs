@@ -9,8 +9,8 @@ use super::engine;
 use super::error::SkcipherError;
 use super::Skcipher;
 
-/// Largest IV of any algorithm in the table.
-pub const MAX_IV: usize = 16;
+/// Largest IV of any algorithm in the table: hctr2(aes)'s 32-byte tweak.
+pub const MAX_IV: usize = 32;
 
 /// A request on a handle. `C` is the caller's context (the kernel's `data`).
 pub struct SkcipherRequest<C = ()> {

@@ -3,7 +3,7 @@
 //! keys, 32-byte tweaks and lengths; and the properties names rely on.
 
 use crate::common::Rng;
-use cipherfs::skcipher::{Backend, Skcipher};
+use cipherfs::skcipher::{Backend, Direction, Skcipher, SkcipherRequest};
 use hctr2_rs::{Hctr2_128, Hctr2_256};
 
 fn independent(key: &[u8], tweak: &[u8], pt: &[u8], encrypt: bool) -> Vec<u8> {
@@ -99,4 +99,24 @@ fn the_length_rule_is_the_kernels() {
         .unwrap_err();
     assert!(e.to_string().contains("takes 32 bytes"), "{e}");
     assert!(tfm.setkey(&[1u8; 64]).is_err());
+}
+
+/// The async API takes HCTR2's 32-byte tweak as the sync one does.
+#[test]
+fn asynchronous_requests_take_the_32_byte_tweak() {
+    let mut rng = Rng::new(32);
+    let tfm = Skcipher::alloc("hctr2(aes)", Backend::Soft).unwrap();
+    tfm.setkey(&rng.bytes(32)).unwrap();
+    let (tweak, pt) = (rng.bytes(32), rng.bytes(100));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut req = SkcipherRequest::new(&tfm, ());
+    req.set_crypt(None, pt.clone(), &tweak);
+    req.submit(Direction::Encrypt, move |r, res| {
+        let _ = tx.send((r.into_parts().0, res));
+    });
+    let (ct, res) = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    res.unwrap();
+    let mut want = pt;
+    tfm.encrypt_in_place(&tweak, &mut want).unwrap();
+    assert_eq!(ct, want);
 }
