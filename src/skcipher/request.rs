@@ -105,38 +105,6 @@ impl<C: Send + 'static> SkcipherRequest<C> {
         dir: Direction,
         done: impl FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>) + Send + 'static,
     ) {
-        // One allocation per request: the job and its callback travel together.
-        let mut job = AsyncJob {
-            req: Some(self),
-            done: Some(done),
-        };
-        engine::spawn(Box::new(move || job.run(dir)));
-    }
-}
-
-struct AsyncJob<C, F: FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>)> {
-    req: Option<SkcipherRequest<C>>,
-    done: Option<F>,
-}
-
-impl<C, F: FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>)> AsyncJob<C, F> {
-    fn run(&mut self, dir: Direction) {
-        let Some(mut req) = self.req.take() else {
-            return;
-        };
-        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| req.crypt(dir)))
-            .unwrap_or(Err(SkcipherError::Cancelled));
-        if let Some(done) = self.done.take() {
-            done(req, res);
-        }
-    }
-}
-
-impl<C, F: FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>)> Drop for AsyncJob<C, F> {
-    /// A job dropped without running (queue gone) still completes, as cancelled.
-    fn drop(&mut self) {
-        if let (Some(req), Some(done)) = (self.req.take(), self.done.take()) {
-            done(req, Err(SkcipherError::Cancelled));
-        }
+        engine::submit(self, move |r| r.crypt(dir), done, || SkcipherError::Cancelled);
     }
 }
