@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod aead;
 pub mod cmd;
 pub mod config;
 pub mod content;

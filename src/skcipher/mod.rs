@@ -22,7 +22,7 @@
 pub mod afalg;
 pub mod alg;
 mod backend;
-mod engine;
+pub(crate) mod engine;
 mod error;
 mod request;
 mod select;

@@ -105,6 +105,11 @@ impl<C: Send + 'static> SkcipherRequest<C> {
         dir: Direction,
         done: impl FnOnce(SkcipherRequest<C>, Result<(), SkcipherError>) + Send + 'static,
     ) {
-        engine::submit(self, move |r| r.crypt(dir), done, || SkcipherError::Cancelled);
+        engine::submit(
+            self,
+            move |r| r.crypt(dir),
+            done,
+            || SkcipherError::Cancelled,
+        );
     }
 }

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aead;
 mod async_requests;
 mod content;
 mod differential;

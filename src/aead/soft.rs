@@ -1,0 +1,99 @@
+//! The in-process AEAD backend: RustCrypto `aes-gcm` (its key schedule and
+//! hash key wipe themselves on drop, feature `zeroize`).
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
+
+use super::AeadError;
+use crate::skcipher::Direction;
+
+type Aes192Gcm = AesGcm<aes::Aes192, aes::cipher::consts::U12>;
+
+/// A keyed `gcm(aes)`, each key size boxed to its own size (as the
+/// skcipher layer's AES keys are, so no move leaves part of one behind).
+pub enum SoftAead {
+    A128(Box<Aes128Gcm>),
+    A192(Box<Aes192Gcm>),
+    A256(Box<Aes256Gcm>),
+}
+
+const TAG: usize = 16;
+
+impl SoftAead {
+    /// `key` is 16, 24 or 32 bytes (the table checks it first).
+    pub fn new(key: &[u8]) -> Result<Self, AeadError> {
+        let bad = || AeadError::BadKeyLength {
+            alg: "gcm(aes)",
+            len: key.len(),
+            allowed: &[16, 24, 32],
+        };
+        Ok(match key.len() {
+            16 => Self::A128(Box::new(Aes128Gcm::new_from_slice(key).map_err(|_| bad())?)),
+            24 => Self::A192(Box::new(Aes192Gcm::new_from_slice(key).map_err(|_| bad())?)),
+            _ => Self::A256(Box::new(Aes256Gcm::new_from_slice(key).map_err(|_| bad())?)),
+        })
+    }
+
+    /// `data` is AAD || PT (encrypt: becomes AAD || CT || tag) or
+    /// AAD || CT || tag (decrypt: becomes AAD || PT); lengths were checked.
+    pub fn crypt(
+        &self,
+        dir: Direction,
+        iv: &[u8],
+        assoclen: usize,
+        data: &mut Vec<u8>,
+    ) -> Result<(), AeadError> {
+        let nonce = Nonce::<aes::cipher::consts::U12>::try_from(iv).map_err(|_| {
+            AeadError::BadIvLength {
+                alg: "gcm(aes)",
+                len: iv.len(),
+                expected: 12,
+            }
+        })?;
+        match self {
+            Self::A128(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
+            Self::A192(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
+            Self::A256(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
+        }
+    }
+}
+
+fn run<A>(
+    c: &A,
+    dir: Direction,
+    nonce: &Nonce<aes::cipher::consts::U12>,
+    assoclen: usize,
+    data: &mut Vec<u8>,
+) -> Result<(), AeadError>
+where
+    A: AeadInOut<NonceSize = aes::cipher::consts::U12, TagSize = aes::cipher::consts::U16>,
+{
+    match dir {
+        Direction::Encrypt => {
+            let (ad, text) = data.split_at_mut(assoclen);
+            let tag = c
+                .encrypt_inout_detached(nonce, ad, text.into())
+                .map_err(|_| AeadError::TooShort {
+                    len: text.len(),
+                    assoclen,
+                    tag: " (too long for GCM)".into(),
+                })?;
+            data.extend_from_slice(&tag);
+        }
+        Direction::Decrypt => {
+            let end = data.len() - TAG;
+            let tag = Tag::<aes::cipher::consts::U16>::try_from(&data[end..])
+                .map_err(|_| AeadError::BadMessage)?;
+            let (ad, text) = data[..end].split_at_mut(assoclen);
+            if c.decrypt_inout_detached(nonce, ad, text.into(), &tag)
+                .is_err()
+            {
+                // Nothing of a forged message is handed back.
+                text.fill(0);
+                return Err(AeadError::BadMessage);
+            }
+            data.truncate(end);
+        }
+    }
+    Ok(())
+}
