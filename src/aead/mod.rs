@@ -24,9 +24,10 @@
 //! here before a backend sees them; asynchronous ones run on the skcipher
 //! layer's engine with the same exactly-once completion.
 //!
-//! Backends: `soft` (RustCrypto `aes-gcm`). The `afalg` backend for AEAD
-//! (`salg_type "aead"`) is not built yet, and says so when asked for.
+//! Backends: `soft` (RustCrypto `aes-gcm`) and `afalg` (the kernel's
+//! `algif_aead`, through the skcipher layer's AF_ALG socket code).
 
+mod afalg;
 mod request;
 pub mod selftest;
 mod soft;
@@ -39,13 +40,19 @@ pub use request::AeadRequest;
 
 use crate::skcipher::{Backend, Direction};
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AeadError {
     #[error("unknown AEAD algorithm {0:?}; known: gcm(aes)")]
     UnknownAlgorithm(String),
-    #[error("the {0} backend has no AEAD algorithms yet")]
-    BackendUnavailable(&'static str),
+    #[error("this kernel has no AF_ALG interface; use the soft backend")]
+    AfAlgUnsupported,
+    #[error("the kernel has no AF_ALG aead {0} (CONFIG_CRYPTO_USER_API_AEAD and the algorithm's modules: algif_aead, gcm)")]
+    KernelLacksAlgorithm(&'static str),
+    #[error("AF_ALG {op} failed: {message}")]
+    Kernel { op: &'static str, message: String },
+    #[error("the afalg backend handles at most {max} bytes per request; this one has {len}")]
+    TooLong { len: usize, max: usize },
     #[error("{alg}: a key of {len} bytes is invalid; allowed key lengths are {allowed:?} bytes")]
     BadKeyLength {
         alg: &'static str,
@@ -85,7 +92,9 @@ impl AeadError {
     pub fn errno(&self) -> i32 {
         match self {
             AeadError::BadMessage => libc::EBADMSG,
-            AeadError::UnknownAlgorithm(_) | AeadError::BackendUnavailable(_) => libc::ENOENT,
+            AeadError::UnknownAlgorithm(_)
+            | AeadError::AfAlgUnsupported
+            | AeadError::KernelLacksAlgorithm(_) => libc::ENOENT,
             AeadError::NoKey => libc::ENOKEY,
             AeadError::Cancelled => libc::ECANCELED,
             _ => libc::EINVAL,
@@ -123,18 +132,25 @@ pub fn lookup(name: &str) -> Result<&'static AeadAlgInfo, AeadError> {
         .ok_or_else(|| AeadError::UnknownAlgorithm(name.to_string()))
 }
 
+/// A keyed instance of either backend.
+enum Keyed {
+    Soft(soft::SoftAead),
+    Afalg(afalg::AfalgAead),
+}
+
 /// An AEAD handle (the kernel's `struct crypto_aead`).
 pub struct Aead {
     alg: &'static AeadAlgInfo,
     backend: Backend,
-    keyed: ArcSwapOption<soft::SoftAead>,
+    keyed: ArcSwapOption<Keyed>,
 }
 
 impl Aead {
     pub fn alloc(name: &str, backend: Backend) -> Result<Arc<Self>, AeadError> {
         let alg = lookup(name)?;
+        // As in the kernel, a missing algorithm fails at allocation.
         if backend == Backend::Afalg {
-            return Err(AeadError::BackendUnavailable("afalg"));
+            afalg::probe(alg.name)?;
         }
         Ok(Arc::new(Self {
             alg,
@@ -144,7 +160,10 @@ impl Aead {
     }
 
     pub fn has(name: &str, backend: Backend) -> bool {
-        lookup(name).is_ok() && backend == Backend::Soft
+        match lookup(name) {
+            Ok(alg) => backend == Backend::Soft || afalg::probe(alg.name).is_ok(),
+            Err(_) => false,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -177,7 +196,12 @@ impl Aead {
                 allowed: self.alg.key_sizes,
             });
         }
-        let r = soft::SoftAead::new(key);
+        let r = match self.backend {
+            Backend::Soft => soft::SoftAead::new(key).map(Keyed::Soft),
+            Backend::Afalg => {
+                afalg::AfalgAead::new(self.alg.name, key, self.authsize()).map(Keyed::Afalg)
+            }
+        };
         crate::crypto::wipe_stack();
         self.keyed.store(Some(Arc::new(r?)));
         Ok(())
@@ -230,6 +254,9 @@ impl Aead {
             });
         }
         let keyed = self.keyed.load_full().ok_or(AeadError::NoKey)?;
-        keyed.crypt(dir, iv, assoclen, data)
+        match &*keyed {
+            Keyed::Soft(k) => k.crypt(dir, iv, assoclen, data),
+            Keyed::Afalg(k) => k.crypt(dir, iv, assoclen, data),
+        }
     }
 }

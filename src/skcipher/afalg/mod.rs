@@ -5,7 +5,7 @@
 
 pub mod proc_crypto;
 #[allow(unsafe_code)]
-mod sys;
+pub(crate) mod sys;
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -39,14 +39,12 @@ fn socket_error(op: &'static str, e: io::Error) -> SkcipherError {
 }
 
 fn open_bound(name: &str) -> Result<OwnedFd, SkcipherError> {
-    let sock = sys::alg_socket().map_err(|e| socket_error("socket", e))?;
-    sys::bind(&sock, "skcipher", name).map_err(|e| match e.raw_os_error() {
+    bound("skcipher", name).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) => SkcipherError::KernelLacksAlgorithm {
             name: name.to_string(),
         },
         _ => socket_error("bind", e),
-    })?;
-    Ok(sock)
+    })
 }
 
 /// Whether the running kernel offers `name` through AF_ALG.
@@ -67,12 +65,99 @@ fn constraint(alg: &AlgInfo, len: usize) -> String {
     }
 }
 
-pub struct AfalgCipher {
-    alg: &'static AlgInfo,
-    /// The bound, keyed transform socket; closing it makes the kernel free
-    /// (and wipe) its copy of the key.
+/// Why sending a request failed.
+pub(crate) enum SendError {
+    Io(io::Error),
+    Short { got: usize, expected: usize },
+}
+
+/// Sends one whole request on an operation socket: the control messages
+/// with its first buffer, then the rest in SEND_CHUNK pieces joined by
+/// MSG_MORE. `assoclen` is set for AEAD requests.
+pub(crate) fn send_request(
+    sock: &OwnedFd,
+    dir: Direction,
+    iv: &[u8],
+    assoclen: Option<u32>,
+    src: &[u8],
+) -> Result<(), SendError> {
+    let op = match dir {
+        Direction::Encrypt => libc::ALG_OP_ENCRYPT,
+        Direction::Decrypt => libc::ALG_OP_DECRYPT,
+    } as u32;
+    let mut first = true;
+    let mut chunks = src.chunks(SEND_CHUNK).peekable();
+    // An empty request (AEAD: no text, no associated data) is still one message.
+    if src.is_empty() {
+        let start = sys::Start { op, iv, assoclen };
+        sys::send(sock, Some(start), &[], false).map_err(SendError::Io)?;
+        return Ok(());
+    }
+    while let Some(chunk) = chunks.next() {
+        let more = chunks.peek().is_some();
+        let start = first.then_some(sys::Start { op, iv, assoclen });
+        first = false;
+        let sent = sys::send(sock, start, chunk, more).map_err(SendError::Io)?;
+        if sent != chunk.len() {
+            return Err(SendError::Short {
+                got: sent,
+                expected: chunk.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A bound, keyed transform socket and the operation sockets accepted on
+/// it, kept for reuse so parallel requests never queue behind one socket.
+/// Closing the transform socket makes the kernel free (and wipe) its copy of
+/// the key. Shared with the aead layer's afalg backend.
+pub(crate) struct OpPool {
     tfm: OwnedFd,
     ops: Mutex<Vec<OwnedFd>>,
+}
+
+impl OpPool {
+    pub(crate) fn new(tfm: OwnedFd) -> Self {
+        Self {
+            tfm,
+            ops: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on an operation socket. The socket goes back to the pool
+    /// only if `f` succeeded: a failed request may leave data unread on it.
+    pub(crate) fn with<E>(
+        &self,
+        accept_error: impl FnOnce(io::Error) -> E,
+        f: impl FnOnce(&OwnedFd) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let pooled = self.ops.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let sock = match pooled {
+            Some(op) => op,
+            None => sys::accept_op(&self.tfm).map_err(accept_error)?,
+        };
+        let res = f(&sock);
+        if res.is_ok() {
+            let mut ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
+            if ops.len() < POOL_MAX {
+                ops.push(sock);
+            }
+        }
+        res
+    }
+}
+
+/// `socket` and `bind` to `{salg_type, name}`.
+pub(crate) fn bound(salg_type: &str, name: &str) -> io::Result<OwnedFd> {
+    let sock = sys::alg_socket()?;
+    sys::bind(&sock, salg_type, name)?;
+    Ok(sock)
+}
+
+pub struct AfalgCipher {
+    alg: &'static AlgInfo,
+    pool: OpPool,
 }
 
 impl AfalgCipher {
@@ -96,24 +181,8 @@ impl AfalgCipher {
         })?;
         Ok(Self {
             alg,
-            tfm,
-            ops: Mutex::new(Vec::new()),
+            pool: OpPool::new(tfm),
         })
-    }
-
-    fn take_op(&self) -> Result<OwnedFd, SkcipherError> {
-        let pooled = self.ops.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match pooled {
-            Some(op) => Ok(op),
-            None => sys::accept_op(&self.tfm).map_err(|e| socket_error("accept", e)),
-        }
-    }
-
-    fn give_back(&self, op: OwnedFd) {
-        let mut ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        if ops.len() < POOL_MAX {
-            ops.push(op);
-        }
     }
 
     fn map_io(&self, op: &'static str, len: usize, e: io::Error) -> SkcipherError {
@@ -136,27 +205,14 @@ impl AfalgCipher {
         iv: &[u8],
         src: &[u8],
     ) -> Result<(), SkcipherError> {
-        let op = match dir {
-            Direction::Encrypt => libc::ALG_OP_ENCRYPT,
-            Direction::Decrypt => libc::ALG_OP_DECRYPT,
-        } as u32;
-        let mut first = true;
-        let mut chunks = src.chunks(SEND_CHUNK).peekable();
-        while let Some(chunk) = chunks.next() {
-            let more = chunks.peek().is_some();
-            let ctl = first.then_some((op, iv));
-            first = false;
-            let sent = sys::send(sock, ctl, chunk, more)
-                .map_err(|e| self.map_io("sendmsg", src.len(), e))?;
-            if sent != chunk.len() {
-                return Err(SkcipherError::ShortTransfer {
-                    op: "sendmsg",
-                    got: sent,
-                    expected: chunk.len(),
-                });
-            }
-        }
-        Ok(())
+        send_request(sock, dir, iv, None, src).map_err(|e| match e {
+            SendError::Io(e) => self.map_io("sendmsg", src.len(), e),
+            SendError::Short { got, expected } => SkcipherError::ShortTransfer {
+                op: "sendmsg",
+                got,
+                expected,
+            },
+        })
     }
 
     fn finish(&self, sock: &OwnedFd, dst: &mut [u8]) -> Result<(), SkcipherError> {
@@ -189,13 +245,7 @@ impl AfalgCipher {
         if len == 0 {
             return Ok(());
         }
-        let sock = self.take_op()?;
-        let res = f(&sock);
-        // A socket whose request failed may hold unread data: close it.
-        if res.is_ok() {
-            self.give_back(sock);
-        }
-        res
+        self.pool.with(|e| socket_error("accept", e), f)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The AF_ALG system calls. The only `unsafe` in the skcipher layer lives here,
-//! each block with the reason it is sound.
+//! The AF_ALG system calls, for the skcipher and the aead layers alike. The
+//! only `unsafe` of either lives here, each block with the reason it is sound.
 
 use std::io;
 use std::mem;
@@ -85,17 +85,27 @@ pub fn accept_op(sock: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Room for the two control messages of the first sendmsg: the operation
-/// (u32) and `struct af_alg_iv` with up to 16 IV bytes. u64 keeps the cmsg
-/// alignment the kernel requires.
+/// Room for the control messages of a request's first sendmsg: the
+/// operation (u32), `struct af_alg_iv` with up to 32 IV bytes, and for AEAD
+/// the associated data's length (u32). u64 keeps the cmsg alignment the
+/// kernel requires.
 const CMSG_WORDS: usize = 16;
 
-/// `sendmsg` of `data`. With `op` set, the message carries ALG_SET_OP and
-/// ALG_SET_IV control messages (the start of a request); `more` sets MSG_MORE
-/// (more data of this request follows).
+/// The control messages that start a request.
+pub struct Start<'a> {
+    /// ALG_OP_ENCRYPT or ALG_OP_DECRYPT.
+    pub op: u32,
+    pub iv: &'a [u8],
+    /// AEAD only: how many bytes at the start of the data are associated data.
+    pub assoclen: Option<u32>,
+}
+
+/// `sendmsg` of `data`. With `start` set, the message carries ALG_SET_OP,
+/// ALG_SET_IV and (AEAD) ALG_SET_AEAD_ASSOCLEN control messages (the start
+/// of a request); `more` sets MSG_MORE (more data of this request follows).
 pub fn send(
     sock: &OwnedFd,
-    op: Option<(u32, &[u8])>,
+    start: Option<Start<'_>>,
     data: &[u8],
     more: bool,
 ) -> io::Result<usize> {
@@ -108,11 +118,19 @@ pub fn send(
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some((op, iv)) = op {
-        let op_len = mem::size_of::<u32>() as u32;
+    if let Some(Start { op, iv, assoclen }) = start {
+        let u32_len = mem::size_of::<u32>() as u32;
         let iv_len = (mem::size_of::<libc::af_alg_iv>() + iv.len()) as u32;
         // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(op_len) + libc::CMSG_SPACE(iv_len) } as usize;
+        let space = unsafe {
+            libc::CMSG_SPACE(u32_len)
+                + libc::CMSG_SPACE(iv_len)
+                + if assoclen.is_some() {
+                    libc::CMSG_SPACE(u32_len)
+                } else {
+                    0
+                }
+        } as usize;
         if space > mem::size_of_val(&cbuf) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
@@ -120,13 +138,13 @@ pub fn send(
         msg.msg_controllen = space as _;
         // SAFETY: msg_control points at `cbuf`, which is zeroed, u64-aligned and
         // at least `space` bytes, so CMSG_FIRSTHDR/NXTHDR return headers inside
-        // it with room for the data lengths declared; both are written fully
+        // it with room for the data lengths declared; each is written fully
         // before sendmsg reads them.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_ALG;
             (*c).cmsg_type = libc::ALG_SET_OP;
-            (*c).cmsg_len = libc::CMSG_LEN(op_len) as _;
+            (*c).cmsg_len = libc::CMSG_LEN(u32_len) as _;
             std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u32>(), op);
             let c = libc::CMSG_NXTHDR(&msg, c);
             (*c).cmsg_level = libc::SOL_ALG;
@@ -135,12 +153,36 @@ pub fn send(
             let d = libc::CMSG_DATA(c);
             std::ptr::write_unaligned(d.cast::<u32>(), iv.len() as u32);
             std::ptr::copy_nonoverlapping(iv.as_ptr(), d.add(mem::size_of::<u32>()), iv.len());
+            if let Some(assoclen) = assoclen {
+                let c = libc::CMSG_NXTHDR(&msg, c);
+                (*c).cmsg_level = libc::SOL_ALG;
+                (*c).cmsg_type = libc::ALG_SET_AEAD_ASSOCLEN;
+                (*c).cmsg_len = libc::CMSG_LEN(u32_len) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u32>(), assoclen);
+            }
         }
     }
     let flags = if more { libc::MSG_MORE } else { 0 };
     // SAFETY: `msg` points at `iov` (valid for `data`) and at `cbuf`, all alive
     // for the call; the kernel only reads them.
     cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) })
+}
+
+/// `setsockopt(SOL_ALG, ALG_SET_AEAD_AUTHSIZE)` on an AEAD transform socket:
+/// the tag length travels as the option's length, with no value.
+pub fn set_aead_authsize(sock: &OwnedFd, authsize: usize) -> io::Result<()> {
+    // SAFETY: a null option value with a length is what this option takes;
+    // the kernel reads nothing through the pointer.
+    cvt(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_ALG,
+            libc::ALG_SET_AEAD_AUTHSIZE,
+            std::ptr::null(),
+            authsize as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// `recv` of up to `buf.len()` bytes of result.
