@@ -171,7 +171,7 @@ pub enum Command {
     /// Measure cipher throughput on every backend that works here.
     Speed {
         /// Algorithm to measure, as NAME or NAME:KEYBYTES (repeatable); default:
-        /// xts(aes):64, xts(aes):32, essiv(cbc(aes),sha256):32, cbc(aes):32.
+        /// xts(aes):64, xts(aes):32, essiv(cbc(aes),sha256):32, cbc(aes):32, gcm(aes):32.
         #[arg(long = "alg", value_name = "NAME[:KEYBYTES]")]
         algs: Vec<String>,
         /// Backend to measure: soft, afalg, or all.

@@ -10,7 +10,9 @@ pub fn run(algs: &[String]) -> Result<(), Failure> {
     let names: Vec<String> = if algs.is_empty() {
         skcipher::ALGORITHMS
             .iter()
-            .map(|a| a.name.to_string())
+            .map(|a| a.name)
+            .chain(crate::aead::AEAD_ALGORITHMS.iter().map(|a| a.name))
+            .map(str::to_string)
             .collect()
     } else {
         algs.to_vec()
@@ -25,6 +27,10 @@ pub fn run(algs: &[String]) -> Result<(), Failure> {
     );
     let mut failed = 0;
     for name in &names {
+        if let Ok(aead) = crate::aead::lookup(name) {
+            failed += aead_report(aead);
+            continue;
+        }
         let info = alg::lookup(name).map_err(|e| Failure::new(exitcode::USAGE, e.to_string()))?;
         println!(
             "{name}: ivsize {} blocksize {} keys {:?} bytes",
@@ -70,4 +76,44 @@ fn driver(name: &str, backend: Backend, info: &alg::AlgInfo) -> String {
         .ok()
         .and_then(|t| t.setkey(&key).ok().and(t.driver()))
         .unwrap_or_default()
+}
+
+/// The same report for an AEAD algorithm; returns how many backends failed.
+fn aead_report(info: &crate::aead::AeadAlgInfo) -> usize {
+    println!(
+        "{} (aead): ivsize {} authsize {} keys {:?} bytes",
+        info.name, info.ivsize, info.maxauthsize, info.key_sizes
+    );
+    let mut failed = 0;
+    let mut afalg_ok = false;
+    for backend in Backend::ALL {
+        if let Err(e) = crate::aead::Aead::alloc(info.name, backend) {
+            println!("  {:<6} unavailable: {e}", backend.name());
+            continue;
+        }
+        match crate::aead::selftest::run(backend) {
+            Ok(n) => {
+                afalg_ok |= backend == Backend::Afalg;
+                println!(
+                    "  {:<6} ok, {} passed",
+                    backend.name(),
+                    count(n, "known-answer vector", "known-answer vectors")
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                println!("  {:<6} FAILED: {e}", backend.name());
+            }
+        }
+    }
+    // The skcipher layer's auto rule (cipherfs(1), BACKEND SELECTION).
+    let auto = if aes::hardware_accelerated() {
+        "soft (auto: the CPU has AES instructions)"
+    } else if afalg_ok {
+        "afalg (auto: no AES instructions in the CPU; the kernel's passed its self-test)"
+    } else {
+        "soft (auto: afalg unusable here)"
+    };
+    println!("  auto   -> {auto}");
+    failed
 }

@@ -25,19 +25,24 @@ pub fn parse_case(s: &str) -> Result<(String, usize), Failure> {
         ),
         None => (s, None),
     };
-    let info = alg::lookup(name).map_err(|e| usage(e.to_string()))?;
-    let sizes = info
-        .key_sizes
+    // An skcipher or an AEAD algorithm.
+    let key_sizes = match alg::lookup(name) {
+        Ok(info) => info.key_sizes,
+        Err(e) => crate::aead::lookup(name)
+            .map(|a| a.key_sizes)
+            .map_err(|_| usage(format!("{e}; AEAD: gcm(aes)")))?,
+    };
+    let sizes = key_sizes
         .iter()
         .map(|k| format!("{name}:{k}"))
         .collect::<Vec<_>>()
         .join(", ");
     match key {
-        Some(k) if !info.key_sizes.contains(&k) => Err(usage(format!(
+        Some(k) if !key_sizes.contains(&k) => Err(usage(format!(
             "{name} takes no {k}-byte key; key lengths are in bytes: {sizes}"
         ))),
         Some(k) => Ok((name.to_string(), k)),
-        None => Ok((name.to_string(), *info.key_sizes.last().unwrap_or(&32))),
+        None => Ok((name.to_string(), *key_sizes.last().unwrap_or(&32))),
     }
 }
 
@@ -88,5 +93,7 @@ mod tests {
         assert!(parse_case("xts(aes):512").is_err());
         assert!(parse_case("xts(aes):x").is_err());
         assert!(parse_case("rot13").is_err());
+        assert_eq!(parse_case("gcm(aes):16").unwrap(), ("gcm(aes)".into(), 16));
+        assert!(parse_case("gcm(aes):64").is_err());
     }
 }

@@ -161,3 +161,45 @@ fn an_async_request_completes_once_with_the_sync_result() {
         .recv_timeout(std::time::Duration::from_millis(200))
         .is_err());
 }
+
+/// `backends` and `speed` cover the AEAD algorithm as they cover skciphers.
+#[test]
+fn backends_and_speed_cover_gcm() {
+    let bin = crate::common::mount::BIN;
+    if !std::path::Path::new(bin).exists() {
+        eprintln!("SKIP backends_and_speed_cover_gcm: no cipherfs binary here (as in the VM)");
+        return;
+    }
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(bin).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let out = run(&["backends"]);
+    assert!(
+        out.contains("gcm(aes) (aead): ivsize 12 authsize 16"),
+        "{out}"
+    );
+    assert!(
+        out.contains("soft   ok, 5 known-answer vectors passed"),
+        "{out}"
+    );
+    let out = run(&[
+        "speed",
+        "--backend",
+        "soft",
+        "--alg",
+        "gcm(aes)",
+        "--seconds",
+        "0.01",
+    ]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("gcm(aes)"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains(" 32 soft") && row.contains("GB/s"), "{row}");
+}

@@ -2,6 +2,8 @@
 //! and through the async API on every CPU, like `gocryptfs -speed` but across
 //! backends. Numbers only; it asserts nothing.
 
+mod aead;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,7 @@ pub const DEFAULT_CASES: &[(&str, usize)] = &[
     ("xts(aes)", 32),
     ("essiv(cbc(aes),sha256)", 32),
     ("cbc(aes)", 32),
+    ("gcm(aes)", 32),
 ];
 
 pub struct Options {
@@ -35,7 +38,7 @@ pub struct Row {
     pub driver: String,
 }
 
-fn test_key(len: usize) -> Vec<u8> {
+pub(crate) fn test_key(len: usize) -> Vec<u8> {
     // Distinct halves, so XTS accepts it; the value does not affect speed.
     (0..len)
         .map(|i| (i as u8).wrapping_mul(37).wrapping_add(11))
@@ -139,8 +142,21 @@ fn async_rate(
     Ok(completed as f64 * size as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Measures one algorithm on one backend.
+/// Measures one algorithm (an skcipher or an AEAD) on one backend.
 pub fn measure(
+    alg: &str,
+    key_len: usize,
+    backend: Backend,
+    size: usize,
+    duration: Duration,
+) -> Result<Row, String> {
+    if crate::aead::lookup(alg).is_ok() {
+        return aead::measure(alg, key_len, backend, size, duration).map_err(|e| e.to_string());
+    }
+    measure_skcipher(alg, key_len, backend, size, duration).map_err(|e| e.to_string())
+}
+
+fn measure_skcipher(
     alg: &str,
     key_len: usize,
     backend: Backend,
@@ -216,14 +232,20 @@ pub fn run(opts: &Options) -> Vec<Row> {
 mod tests {
     use super::*;
 
-    /// Every algorithm in the table measures, whatever its IV size.
+    /// Every algorithm in both tables measures, whatever its IV size.
     #[test]
     fn every_algorithm_measures_on_soft() {
-        for a in crate::skcipher::ALGORITHMS {
-            let key = *a.key_sizes.last().unwrap();
-            let row = measure(a.name, key, Backend::Soft, 4096, Duration::from_millis(1))
-                .unwrap_or_else(|e| panic!("{}: {e}", a.name));
-            assert!(row.rates.iter().all(|r| *r > 0.0), "{}", a.name);
+        let skciphers = crate::skcipher::ALGORITHMS
+            .iter()
+            .map(|a| (a.name, a.key_sizes));
+        let aeads = crate::aead::AEAD_ALGORITHMS
+            .iter()
+            .map(|a| (a.name, a.key_sizes));
+        for (name, keys) in skciphers.chain(aeads) {
+            let key = *keys.last().unwrap();
+            let row = measure(name, key, Backend::Soft, 4096, Duration::from_millis(1))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(row.rates.iter().all(|r| *r > 0.0), "{name}");
         }
     }
 }
