@@ -84,8 +84,13 @@ impl AfalgAead {
                         message: format!("sent {got} of {expected} bytes"),
                     },
                 })?;
-                let mut out = Zeroizing::new(vec![0u8; out_len]);
+                // The kernel runs a request when it is read, and a read of no
+                // bytes returns at once without running it (a decryption of
+                // no text and no associated data would then verify nothing and
+                // leave the request pending): always offer at least one byte.
+                let mut out = Zeroizing::new(vec![0u8; out_len.max(1)]);
                 let got = sys::recv(sock, &mut out).map_err(|e| kernel("recv", e))?;
+                out.truncate(out_len);
                 if got != out_len {
                     return Err(AeadError::Kernel {
                         op: "recv",
