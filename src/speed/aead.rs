@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{test_key, Row};
+use super::{test_key, timed, Row};
 use crate::aead::{Aead, AeadError, AeadRequest};
 use crate::skcipher::{async_workers, Backend, BatchWait, Direction};
 
@@ -30,17 +30,11 @@ fn sync_rate(
 ) -> Result<f64, AeadError> {
     let input = sample(tfm, dir, size)?;
     let mut data = Vec::with_capacity(input.len() + 16);
-    let start = Instant::now();
-    let mut done = 0u64;
-    while start.elapsed() < duration {
-        for _ in 0..64 {
-            data.clear();
-            data.extend_from_slice(&input);
-            tfm.crypt(dir, &[0; 12], AD, &mut data)?;
-            done += 1;
-        }
-    }
-    Ok(done as f64 * size as f64 / start.elapsed().as_secs_f64())
+    timed(size, duration, |_| {
+        data.clear();
+        data.extend_from_slice(&input);
+        tfm.crypt(dir, &[0; 12], AD, &mut data)
+    })
 }
 
 type Done = (AeadRequest<()>, Result<(), AeadError>);

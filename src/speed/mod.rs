@@ -63,15 +63,28 @@ fn sync_rate(
 ) -> Result<f64, SkcipherError> {
     let mut buf = vec![0x5au8; size];
     let ivsize = tfm.ivsize();
+    timed(size, duration, |n| {
+        let iv = iv_for(n, ivsize);
+        match dir {
+            Direction::Encrypt => tfm.encrypt_in_place(&iv[..ivsize], &mut buf),
+            Direction::Decrypt => tfm.decrypt_in_place(&iv[..ivsize], &mut buf),
+        }
+    })
+}
+
+/// Bytes per second of `one` (request number n of `size` bytes) run on
+/// this thread, 64 at a time, until `duration` has passed. Shared by the
+/// skcipher and AEAD measurements.
+pub(crate) fn timed<E>(
+    size: usize,
+    duration: Duration,
+    mut one: impl FnMut(u64) -> Result<(), E>,
+) -> Result<f64, E> {
     let start = Instant::now();
     let mut done = 0u64;
     while start.elapsed() < duration {
         for _ in 0..64 {
-            let iv = iv_for(done, ivsize);
-            match dir {
-                Direction::Encrypt => tfm.encrypt_in_place(&iv[..ivsize], &mut buf)?,
-                Direction::Decrypt => tfm.decrypt_in_place(&iv[..ivsize], &mut buf)?,
-            }
+            one(done)?;
             done += 1;
         }
     }
