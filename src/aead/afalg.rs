@@ -103,4 +103,29 @@ impl AfalgAead {
             },
         )
     }
+
+    /// The kernel takes AAD || text (|| tag) as one stream, so the three
+    /// pieces are gathered into one buffer (wiped after) and spread back.
+    pub fn crypt_parts(
+        &self,
+        dir: Direction,
+        iv: &[u8],
+        aad: &[u8],
+        text: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        let mut data = Zeroizing::new(Vec::with_capacity(aad.len() + text.len() + tag.len()));
+        data.extend_from_slice(aad);
+        data.extend_from_slice(text);
+        if dir == Direction::Decrypt {
+            data.extend_from_slice(tag);
+        }
+        self.crypt(dir, iv, aad.len(), &mut data)?;
+        let out = &data[aad.len()..];
+        text.copy_from_slice(&out[..text.len()]);
+        if dir == Direction::Encrypt {
+            tag.copy_from_slice(&out[text.len()..]);
+        }
+        Ok(())
+    }
 }

@@ -220,6 +220,53 @@ impl Aead {
         }
     }
 
+    /// The IV must be the algorithm's length.
+    fn check_iv(&self, iv: &[u8]) -> Result<(), AeadError> {
+        if iv.len() == self.alg.ivsize {
+            Ok(())
+        } else {
+            Err(AeadError::BadIvLength {
+                alg: self.alg.name,
+                len: iv.len(),
+                expected: self.alg.ivsize,
+            })
+        }
+    }
+
+    /// Encrypts or decrypts `text` in place with `aad` authenticated and the
+    /// tag in `tag` (written when encrypting, checked when decrypting): the
+    /// kernel's request over a scatterlist of three pieces that do not sit
+    /// together in memory, as a stored sector's nonce, text and tag do not
+    /// sit with its associated data. A tag that does not verify is
+    /// `BadMessage`, and `text` is then zeroed.
+    pub fn crypt_parts(
+        &self,
+        dir: Direction,
+        iv: &[u8],
+        aad: &[u8],
+        text: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        self.check_iv(iv)?;
+        if tag.len() != self.authsize() {
+            return Err(AeadError::BadAuthsize {
+                alg: self.alg.name,
+                len: tag.len(),
+                allowed: self.alg.authsizes,
+            });
+        }
+        let keyed = self.keyed.load_full().ok_or(AeadError::NoKey)?;
+        let r = match &*keyed {
+            Keyed::Soft(k) => k.crypt_parts(dir, iv, aad, text, tag),
+            Keyed::Afalg(k) => k.crypt_parts(dir, iv, aad, text, tag),
+        };
+        if r.is_err() && dir == Direction::Decrypt {
+            // Nothing of a forged message is handed back.
+            text.fill(0);
+        }
+        r
+    }
+
     /// Encrypts or decrypts `data` (AAD || text, and the tag when
     /// decrypting) in place; `assoclen` bytes at its start are only
     /// authenticated.
@@ -230,13 +277,7 @@ impl Aead {
         assoclen: usize,
         data: &mut Vec<u8>,
     ) -> Result<(), AeadError> {
-        if iv.len() != self.alg.ivsize {
-            return Err(AeadError::BadIvLength {
-                alg: self.alg.name,
-                len: iv.len(),
-                expected: self.alg.ivsize,
-            });
-        }
+        self.check_iv(iv)?;
         let tag = if dir == Direction::Decrypt {
             self.authsize()
         } else {

@@ -43,17 +43,69 @@ impl SoftAead {
         assoclen: usize,
         data: &mut Vec<u8>,
     ) -> Result<(), AeadError> {
-        let nonce = Nonce::<aes::cipher::consts::U12>::try_from(iv).map_err(|_| {
-            AeadError::BadIvLength {
-                alg: "gcm(aes)",
-                len: iv.len(),
-                expected: 12,
-            }
-        })?;
+        let nonce = nonce(iv)?;
         match self {
             Self::A128(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
             Self::A192(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
             Self::A256(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
+        }
+    }
+
+    /// `text` in place, `aad` beside it, the 16-byte tag in `tag`; lengths
+    /// were checked.
+    pub fn crypt_parts(
+        &self,
+        dir: Direction,
+        iv: &[u8],
+        aad: &[u8],
+        text: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), AeadError> {
+        let nonce = nonce(iv)?;
+        match self {
+            Self::A128(c) => run_parts(c.as_ref(), dir, &nonce, aad, text, tag),
+            Self::A192(c) => run_parts(c.as_ref(), dir, &nonce, aad, text, tag),
+            Self::A256(c) => run_parts(c.as_ref(), dir, &nonce, aad, text, tag),
+        }
+    }
+}
+
+fn nonce(iv: &[u8]) -> Result<Nonce<aes::cipher::consts::U12>, AeadError> {
+    Nonce::<aes::cipher::consts::U12>::try_from(iv).map_err(|_| AeadError::BadIvLength {
+        alg: "gcm(aes)",
+        len: iv.len(),
+        expected: 12,
+    })
+}
+
+fn run_parts<A>(
+    c: &A,
+    dir: Direction,
+    nonce: &Nonce<aes::cipher::consts::U12>,
+    aad: &[u8],
+    text: &mut [u8],
+    tag: &mut [u8],
+) -> Result<(), AeadError>
+where
+    A: AeadInOut<NonceSize = aes::cipher::consts::U12, TagSize = aes::cipher::consts::U16>,
+{
+    match dir {
+        Direction::Encrypt => {
+            let t = c
+                .encrypt_inout_detached(nonce, aad, text.into())
+                .map_err(|_| AeadError::TooShort {
+                    len: text.len(),
+                    assoclen: aad.len(),
+                    tag: " (too long for GCM)".into(),
+                })?;
+            tag.copy_from_slice(&t);
+            Ok(())
+        }
+        Direction::Decrypt => {
+            let t = Tag::<aes::cipher::consts::U16>::try_from(&*tag)
+                .map_err(|_| AeadError::BadMessage)?;
+            c.decrypt_inout_detached(nonce, aad, text.into(), &t)
+                .map_err(|_| AeadError::BadMessage)
         }
     }
 }

@@ -85,7 +85,6 @@ fn aead_report(info: &crate::aead::AeadAlgInfo) -> usize {
         info.name, info.ivsize, info.maxauthsize, info.key_sizes
     );
     let mut failed = 0;
-    let mut afalg_ok = false;
     for backend in Backend::ALL {
         if let Err(e) = crate::aead::Aead::alloc(info.name, backend) {
             println!("  {:<6} unavailable: {e}", backend.name());
@@ -93,7 +92,6 @@ fn aead_report(info: &crate::aead::AeadAlgInfo) -> usize {
         }
         match crate::aead::selftest::run(backend) {
             Ok(n) => {
-                afalg_ok |= backend == Backend::Afalg;
                 println!(
                     "  {:<6} ok, {} passed",
                     backend.name(),
@@ -106,14 +104,9 @@ fn aead_report(info: &crate::aead::AeadAlgInfo) -> usize {
             }
         }
     }
-    // The skcipher layer's auto rule (cipherfs(1), BACKEND SELECTION).
-    let auto = if aes::hardware_accelerated() {
-        "soft (auto: the CPU has AES instructions)"
-    } else if afalg_ok {
-        "afalg (auto: no AES instructions in the CPU; the kernel's passed its self-test)"
-    } else {
-        "soft (auto: afalg unusable here)"
-    };
-    println!("  auto   -> {auto}");
+    match skcipher::select(BackendChoice::Auto, info.name) {
+        Ok(sel) => println!("  auto   -> {} ({})", sel.backend, sel.reason),
+        Err(e) => println!("  auto   -> error: {e}"),
+    }
     failed
 }

@@ -23,6 +23,7 @@ pub const CIPHER_CHOICES: &[(&str, &str, usize)] = &[
     ("xts-aes-256", "xts(aes)", 64),
     ("xts-aes-128", "xts(aes)", 32),
     ("essiv-aes-256", "essiv(cbc(aes),sha256)", 32),
+    ("gcm-aes-256", "gcm(aes)", 32),
 ];
 
 /// The kernel algorithm and key length of a `--cipher` choice.

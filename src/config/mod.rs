@@ -46,7 +46,11 @@ pub const CONTENT_CIPHERS: &[(&str, usize)] = &[
     ("xts(aes)", 64),
     ("xts(aes)", 32),
     ("essiv(cbc(aes),sha256)", 32),
+    ("gcm(aes)", 32),
 ];
+
+/// Content ciphers only format 2 may name (format 1 predates them).
+pub const FORMAT_2_CIPHERS: &[&str] = &["gcm(aes)"];
 pub const SECTOR_SIZES: &[u32] = &[512, 1024, 2048, 4096];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +191,12 @@ impl Params {
             return Err(ConfigError::Invalid(format!(
                 "content cipher {:?} with a {}-byte key is not one cipherfs supports",
                 self.content_cipher, self.content_key_bytes
+            )));
+        }
+        if self.format_version < 2 && FORMAT_2_CIPHERS.contains(&self.content_cipher.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "content cipher {} needs format 2; this config says format {}",
+                self.content_cipher, self.format_version
             )));
         }
         if !SECTOR_SIZES.contains(&self.sector_size) {

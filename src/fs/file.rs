@@ -10,11 +10,7 @@ use std::sync::Arc;
 use super::error::{FsError, FsResult};
 use super::node::{CachedCipher, Node, Stamp};
 use super::CipherFs;
-use crate::content::offsets::{
-    c_sector_offset, cipher_size, plain_size, sector_count, sector_plain_len, sectors_touched,
-    stored_len,
-};
-use crate::content::{FileCipher, FileHeader, HEADER_LEN};
+use crate::content::{ContentError, FileCipher, FileHeader, HEADER_LEN};
 
 impl CipherFs {
     /// Plaintext size of an open file, or EIO (logged) for an impossible one.
@@ -25,7 +21,7 @@ impl CipherFs {
     /// Plaintext size and the backing file's state.
     fn file_state(&self, node: &Node, file: &File) -> FsResult<(u64, Stamp)> {
         let m = file.metadata()?;
-        let p = plain_size(m.len()).map_err(|e| {
+        let p = self.layout.plain_size(m.len()).map_err(|e| {
             log::warn!("{}: {e}", self.describe(node));
             FsError::EIO
         })?;
@@ -80,7 +76,7 @@ impl CipherFs {
             &self.alg,
             self.key_len,
             self.backend,
-            self.sector,
+            self.layout.sector as usize,
         )
         .map_err(|e| {
             log::error!("cannot set up the content cipher: {e}");
@@ -101,6 +97,29 @@ impl CipherFs {
         Ok(c)
     }
 
+    /// EIO for sectors that do not decrypt, with one log line: a forged
+    /// sector names itself; other failures name the sectors being read.
+    fn undecryptable(
+        &self,
+        node: &Node,
+        sectors: std::ops::RangeInclusive<u64>,
+        e: ContentError,
+    ) -> FsError {
+        match e {
+            ContentError::Forged { .. } => log::warn!("{}: {e}", self.describe(node)),
+            _ if sectors.start() == sectors.end() => {
+                log::warn!("{}: sector {}: {e}", self.describe(node), sectors.start())
+            }
+            _ => log::warn!(
+                "{}: sectors {}..={}: {e}",
+                self.describe(node),
+                sectors.start(),
+                sectors.end()
+            ),
+        }
+        FsError::EIO
+    }
+
     /// Decrypts sector `n` of a file of plaintext size `p_size`.
     fn read_sector(
         &self,
@@ -111,18 +130,16 @@ impl CipherFs {
         p_size: u64,
         out: &mut Vec<u8>,
     ) -> FsResult<()> {
-        let s = self.sector as u64;
-        let t = sector_plain_len(n, p_size, s);
-        let mut stored = vec![0u8; stored_len(t) as usize];
-        file.read_exact_at(&mut stored, c_sector_offset(n, s))
+        let l = self.layout;
+        let t = l.sector_plain_len(n, p_size);
+        let mut stored = vec![0u8; l.stored_len(t) as usize];
+        file.read_exact_at(&mut stored, l.c_sector_offset(n))
             .map_err(|e| {
                 log::warn!("{}: sector {n} unreadable: {e}", self.describe(node));
                 FsError::EIO
             })?;
-        fc.decrypt_sector(n, &stored, t as usize, out).map_err(|e| {
-            log::warn!("{}: sector {n}: {e}", self.describe(node));
-            FsError::EIO
-        })
+        fc.decrypt_sector(n, &stored, t as usize, out)
+            .map_err(|e| self.undecryptable(node, n..=n, e))
     }
 
     pub(super) fn read_file(
@@ -139,14 +156,15 @@ impl CipherFs {
         }
         let end = p_size.min(offset + u64::from(size));
         let fc = self.cipher_for(node, file, stamp)?;
-        let s = self.sector as u64;
-        let range = sectors_touched(offset, end - offset, s);
+        let l = self.layout;
+        let s = l.sector;
+        let range = l.sectors_touched(offset, end - offset);
         let (first, last) = (range.start, range.end - 1);
-        let c_start = c_sector_offset(first, s);
-        let c_end = c_sector_offset(last, s) + stored_len(sector_plain_len(last, p_size, s));
-        // One read for the whole range, decrypted where it landed: sector
-        // `first + i` sits at `i * S` both stored and in plaintext.
-        let mut buf = vec![0u8; (c_end - c_start) as usize];
+        let c_start = l.c_sector_offset(first);
+        // One read for the whole range, decrypted where it landed; the
+        // plaintext ends up at the buffer's start (sector `first + i` at
+        // `i * S`).
+        let mut buf = vec![0u8; l.run_len(first, last, p_size) as usize];
         file.read_exact_at(&mut buf, c_start).map_err(|e| {
             log::warn!(
                 "{}: sectors {first}..={last} unreadable: {e}",
@@ -155,10 +173,7 @@ impl CipherFs {
             FsError::EIO
         })?;
         fc.decrypt_run_in_place(first, &mut buf, p_size)
-            .map_err(|e| {
-                log::warn!("{}: sectors {first}..={last}: {e}", self.describe(node));
-                FsError::EIO
-            })?;
+            .map_err(|e| self.undecryptable(node, first..=last, e))?;
         let start = (offset - first * s) as usize;
         buf.truncate(start + (end - offset) as usize);
         // Reads are page-aligned as a rule, and then this moves nothing.
@@ -177,14 +192,15 @@ impl CipherFs {
         new_t: u64,
     ) -> FsResult<()> {
         // Its old content (of a file of size `old_p`), zero-extended or cut.
-        let mut plain = Vec::with_capacity(self.sector);
-        if n * (self.sector as u64) < old_p {
+        let l = self.layout;
+        let mut plain = Vec::with_capacity(l.sector as usize);
+        if n * l.sector < old_p {
             self.read_sector(node, file, fc, n, old_p, &mut plain)?;
         }
         plain.resize(new_t as usize, 0);
-        let mut stored = Vec::with_capacity(self.sector + 16);
+        let mut stored = Vec::with_capacity(l.stride() as usize + 16);
         fc.encrypt_sector(n, &plain, &mut stored)?;
-        file.write_all_at(&stored, c_sector_offset(n, self.sector as u64))?;
+        file.write_all_at(&stored, l.c_sector_offset(n))?;
         Ok(())
     }
 
@@ -199,19 +215,13 @@ impl CipherFs {
         old_p: u64,
         new_p: u64,
     ) -> FsResult<()> {
-        let s = self.sector as u64;
+        let s = self.layout.sector;
         if old_p == 0 || old_p.is_multiple_of(s) || new_p <= old_p {
             return Ok(());
         }
         let last = (old_p - 1) / s;
-        self.rewrite_sector(
-            node,
-            file,
-            fc,
-            last,
-            old_p,
-            sector_plain_len(last, new_p, s),
-        )
+        let t = self.layout.sector_plain_len(last, new_p);
+        self.rewrite_sector(node, file, fc, last, old_p, t)
     }
 
     pub(super) fn write_file(
@@ -226,13 +236,13 @@ impl CipherFs {
         }
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
         let (old_p, stamp) = self.file_state(node, file)?;
-        let s = self.sector as u64;
+        let l = self.layout;
+        let s = l.sector;
         let end = offset + data.len() as u64;
         let new_p = old_p.max(end);
-        let range = sectors_touched(offset, data.len() as u64, s);
+        let range = l.sectors_touched(offset, data.len() as u64);
         let (first, last) = (range.start, range.end - 1);
-        let last_t = sector_plain_len(last, new_p, s);
-        let buf_len = (last - first) * s + stored_len(last_t);
+        let buf_len = l.run_len(first, last, new_p);
         // A partial old last sector that the write does not reach becomes a
         // longer one: it is re-encrypted zero-extended before the gap.
         let old_last = (old_p > 0 && (old_p - 1) / s < first).then(|| (old_p - 1) / s);
@@ -243,16 +253,13 @@ impl CipherFs {
         match old_last {
             _ if old_p == 0 => reserve(file, 0, HEADER_LEN as u64)?,
             Some(n) => {
-                let at = c_sector_offset(n, s);
-                reserve(file, at, at + stored_len(sector_plain_len(n, new_p, s)))?;
+                let at = l.c_sector_offset(n);
+                reserve(file, at, at + l.stored_len(l.sector_plain_len(n, new_p)))?;
             }
             None => {}
         }
-        reserve(
-            file,
-            c_sector_offset(first, s),
-            c_sector_offset(first, s) + buf_len,
-        )?;
+        let c_first = l.c_sector_offset(first);
+        reserve(file, c_first, c_first + buf_len)?;
         let fc = if old_p == 0 {
             self.start_file(node, file).inspect_err(|_| {
                 // Nothing was there: leave no stray header behind.
@@ -264,19 +271,20 @@ impl CipherFs {
         if old_last.is_some() {
             self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
-        // The touched sectors laid out as stored, in one buffer: old content
-        // where the write covers a sector only partly, the new data over it,
-        // then encryption in place and one backing write.
+        // The touched sectors' plaintext in one buffer as long as their
+        // stored form: old content where the write covers a sector only
+        // partly, the new data over it, then encryption in place and one
+        // backing write.
         let mut buf = vec![0u8; buf_len as usize];
         let partial = |n: u64| {
-            let covered = offset <= n * s && end >= n * s + sector_plain_len(n, new_p, s);
+            let covered = offset <= n * s && end >= n * s + l.sector_plain_len(n, new_p);
             n * s < old_p && !covered
         };
         let ends = [first, last];
         let ends = if first == last { &ends[..1] } else { &ends[..] };
         for &n in ends {
             if partial(n) {
-                let mut old = Vec::with_capacity(self.sector);
+                let mut old = Vec::with_capacity(s as usize);
                 self.read_sector(node, file, &fc, n, old_p, &mut old)?;
                 let at = ((n - first) * s) as usize;
                 buf[at..at + old.len()].copy_from_slice(&old);
@@ -285,12 +293,12 @@ impl CipherFs {
         let at = (offset - first * s) as usize;
         buf[at..at + data.len()].copy_from_slice(data);
         fc.encrypt_run_in_place(first, &mut buf, new_p)?;
-        file.write_all_at(&buf, c_sector_offset(first, s))?;
+        file.write_all_at(&buf, c_first)?;
         // The stored size must match the new plaintext size exactly: a last
         // sector that grew within its 16-byte block leaves stale filler.
         let mut m = file.metadata()?;
-        if m.len() != cipher_size(new_p) {
-            file.set_len(cipher_size(new_p))?;
+        if m.len() != l.cipher_size(new_p) {
+            file.set_len(l.cipher_size(new_p))?;
             m = file.metadata()?;
         }
         self.restamp(node, &m);
@@ -300,7 +308,8 @@ impl CipherFs {
     pub(super) fn truncate_file(&self, node: &Node, file: &File, new_p: u64) -> FsResult<()> {
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
         let (old_p, stamp) = self.file_state(node, file)?;
-        let s = self.sector as u64;
+        let l = self.layout;
+        let s = l.sector;
         if new_p == 0 {
             // The header goes too, so the next write picks a fresh nonce.
             file.set_len(0)?;
@@ -315,8 +324,8 @@ impl CipherFs {
             reserve(file, 0, HEADER_LEN as u64)?;
         } else if new_p > old_p {
             let n = (old_p - 1) / s;
-            let at = c_sector_offset(n, s);
-            reserve(file, at, at + stored_len(sector_plain_len(n, new_p, s)))?;
+            let at = l.c_sector_offset(n);
+            reserve(file, at, at + l.stored_len(l.sector_plain_len(n, new_p)))?;
         }
         let fc = if old_p == 0 {
             self.start_file(node, file)?
@@ -326,16 +335,15 @@ impl CipherFs {
         if new_p < old_p {
             // The new last sector keeps its first bytes, re-encrypted at its new length.
             let last = (new_p - 1) / s;
-            let t = sector_plain_len(last, new_p, s);
-            if t != sector_plain_len(last, old_p, s) {
+            let t = l.sector_plain_len(last, new_p);
+            if t != l.sector_plain_len(last, old_p) {
                 self.rewrite_sector(node, file, &fc, last, old_p, t)?;
             }
         } else {
             self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
-        file.set_len(cipher_size(new_p))?;
+        file.set_len(l.cipher_size(new_p))?;
         self.restamp(node, &file.metadata()?);
-        debug_assert!(sector_count(new_p, s) > 0);
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ pub use node::{Kind, Node, ROOT_ID};
 pub use ops::{Caller, SetAttr, SetTime, StatFs};
 
 use crate::config::Params;
-use crate::content::offsets::plain_size;
+use crate::content::{mode_of, Layout};
 use crate::crypto::MasterKey;
 use crate::names::xattr::XattrCipher;
 use crate::names::{NameCipher, NameError};
@@ -113,7 +113,8 @@ pub struct CipherFs {
     xattrs: XattrCipher,
     alg: String,
     key_len: usize,
-    sector: usize,
+    /// The stored layout of files: sector mode and size.
+    layout: Layout,
     backend: Backend,
     /// What new file headers say, and old ones must (cipherfs(5)).
     format_version: u16,
@@ -162,7 +163,10 @@ impl CipherFs {
             xattrs,
             alg: params.content_cipher.clone(),
             key_len: params.content_key_bytes,
-            sector: params.sector_size as usize,
+            layout: Layout::new(
+                mode_of(&params.content_cipher),
+                u64::from(params.sector_size),
+            ),
             backend,
             format_version: params.format_version as u16,
         })
@@ -260,7 +264,7 @@ impl CipherFs {
     fn attr(&self, node: &Node, st: &Stat) -> FsResult<Attr> {
         let kind = Kind::of(st);
         let size = match kind {
-            Kind::File => plain_size(st.st_size as u64).map_err(|e| {
+            Kind::File => self.layout.plain_size(st.st_size as u64).map_err(|e| {
                 log::warn!("{}: {e}", self.describe(node));
                 FsError::EIO
             })?,
@@ -286,7 +290,7 @@ impl CipherFs {
             uid: st.st_uid,
             gid: st.st_gid,
             rdev: st.st_rdev as u32,
-            blksize: self.sector as u32,
+            blksize: self.layout.sector as u32,
         })
     }
 }

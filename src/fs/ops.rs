@@ -15,7 +15,6 @@ use rustix::fs::{
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
-use crate::content::offsets::c_sector_offset;
 use crate::names::StoredName;
 
 /// A time to set, as FUSE gives it.
@@ -521,14 +520,14 @@ impl CipherFs {
             return Err(FsError::EBADF);
         };
         let end = offset.checked_add(length).ok_or(FsError::EINVAL)?;
-        let s = self.sector as u64;
+        let l = self.layout;
         // Whole sectors (a last one at its longest), and the header.
-        let from = if offset < s {
+        let from = if offset < l.sector {
             0
         } else {
-            c_sector_offset(offset / s, s)
+            l.c_sector_offset(offset / l.sector)
         };
-        super::file::reserve(file, from, c_sector_offset(end.div_ceil(s), s) + 16)?;
+        super::file::reserve(file, from, l.c_sector_offset(end.div_ceil(l.sector)) + 16)?;
         if mode == 0 && end > self.file_plain_size(node, file)? {
             self.truncate_file(node, file, end)?;
         }

@@ -28,12 +28,41 @@ pub struct Selection {
 }
 
 fn afalg_checked(alg: &str) -> Result<Option<String>, SkcipherError> {
-    selftest::run(Backend::Afalg, alg)?;
+    match crate::aead::lookup(alg) {
+        Ok(info) => aead_afalg_checked(info.name)?,
+        Err(_) => {
+            selftest::run(Backend::Afalg, alg)?;
+        }
+    }
     Ok(proc_crypto::driver_for(alg).map(|e| e.driver))
 }
 
+/// An AEAD algorithm (the AEAD sector mode's `gcm(aes)`) is chosen by the
+/// same rule, with the AEAD layer's allocation and self-test.
+fn aead_afalg_checked(name: &'static str) -> Result<(), SkcipherError> {
+    use crate::aead::{Aead, AeadError};
+    Aead::alloc(name, Backend::Afalg).map_err(|e| match e {
+        AeadError::AfAlgUnsupported => SkcipherError::AfAlgUnsupported,
+        AeadError::KernelLacksAlgorithm(_) => SkcipherError::KernelLacksAlgorithm {
+            name: name.to_string(),
+        },
+        e => SkcipherError::Kernel {
+            op: "bind",
+            source: std::io::Error::other(e.to_string()),
+        },
+    })?;
+    crate::aead::selftest::run(Backend::Afalg).map_err(|detail| SkcipherError::SelfTestFailed {
+        backend: Backend::Afalg.name(),
+        alg: name,
+        detail,
+    })?;
+    Ok(())
+}
+
 pub fn select(choice: BackendChoice, alg: &str) -> Result<Selection, SkcipherError> {
-    super::alg::lookup(alg)?;
+    if crate::aead::lookup(alg).is_err() {
+        super::alg::lookup(alg)?;
+    }
     match choice {
         BackendChoice::Soft => Ok(Selection {
             backend: Backend::Soft,

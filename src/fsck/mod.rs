@@ -2,11 +2,16 @@
 //! every entry the daemon would refuse (EIO) or hide, by its cipher path.
 //! Nothing is changed unless asked, and then only what is provably garbage:
 //! leftovers of an interrupted mkdir or passwd, long-name companions whose
-//! entry is gone, and long symlink targets no link names. Contents are not authenticated (XTS, CBC), so a
-//! damaged sector cannot be told from a good one; headers and sizes can.
+//! entry is gone, and long symlink targets no link names.
+//!
+//! In the skcipher sector modes (XTS, CBC) contents are not authenticated,
+//! so a damaged sector cannot be told from a good one; headers and sizes
+//! can. In the AEAD mode (`gcm(aes)`) every sector's tag is verified
+//! (`content.rs`), and the progress bar counts bytes.
+
+mod content;
 
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -15,8 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags};
 
 use crate::config::{Config, NameMode, CONFIG_NAME, CONFIG_TMP_NAME};
-use crate::content::offsets::plain_size;
-use crate::content::{FileHeader, HEADER_LEN};
+use crate::content::{mode_of, Layout, SectorMode};
 use crate::crypto::MasterKey;
 use crate::names::{
     is_longlink, parse_long_name, parse_long_target, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME,
@@ -82,33 +86,52 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
-pub struct Checker {
+pub struct Checker<'a> {
     root: PathBuf,
     names: NameCipher,
     plaintext_names: bool,
-    /// What the file headers say (the config's format version).
-    version: u16,
+    files: content::Files<'a>,
 }
 
-impl Checker {
-    pub fn new(root: &Path, config: &Config, master: &MasterKey) -> Result<Self, NameError> {
-        let plaintext_names = config.params.name_mode == NameMode::Plaintext;
-        let names = NameCipher::new(master, config.params.name_mode, Backend::Soft)?;
+impl<'a> Checker<'a> {
+    pub fn new(root: &Path, config: &Config, master: &'a MasterKey) -> Result<Self, NameError> {
+        let p = &config.params;
+        let plaintext_names = p.name_mode == NameMode::Plaintext;
+        let names = NameCipher::new(master, p.name_mode, Backend::Soft)?;
         Ok(Self {
             root: root.to_path_buf(),
             names,
             plaintext_names,
-            version: config.params.format_version as u16,
+            files: content::Files {
+                master,
+                layout: Layout::new(mode_of(&p.content_cipher), u64::from(p.sector_size)),
+                alg: p.content_cipher.clone(),
+                key_len: p.content_key_bytes,
+                version: p.format_version as u16,
+            },
         })
     }
 
-    /// Every entry below the root, for the progress bar's length.
+    /// Whether every sector's tag is checked (the bar then counts bytes).
+    fn authenticated(&self) -> bool {
+        self.files.layout.mode == SectorMode::Aead
+    }
+
+    /// Every entry below the root, or with authenticated contents every
+    /// byte of its regular files, for the progress bar's length.
     fn count(&self, root: &OwnedFd) -> u64 {
         let mut n = 0;
         let mut stack = vec![subdir(root, OsStr::new("."))];
         while let Some(Ok(d)) = stack.pop() {
             for (name, ft) in list_dir(&d).unwrap_or_default() {
-                n += 1;
+                n += match ft {
+                    FileType::RegularFile if self.authenticated() => {
+                        statat(&d, &name, AtFlags::SYMLINK_NOFOLLOW)
+                            .map_or(0, |st| st.st_size as u64)
+                    }
+                    _ if self.authenticated() => 0,
+                    _ => 1,
+                };
                 if ft == FileType::Directory {
                     stack.push(subdir(&d, &name));
                 }
@@ -139,7 +162,12 @@ impl Checker {
         };
         let bar =
             ProgressBar::with_draw_target(Some(self.count(&root)), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} entries {msg}") {
+        let template = if self.authenticated() {
+            "{bar:40} {bytes}/{total_bytes} verified {msg}"
+        } else {
+            "{bar:40} {pos}/{len} entries {msg}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
         let mut stack = vec![(root, self.root.clone(), Some(PathBuf::from("/")))];
@@ -194,7 +222,9 @@ impl Checker {
         });
         let at_root = dir == self.root;
         for (raw, _) in &listed {
-            bar.inc(1);
+            if !self.authenticated() {
+                bar.inc(1);
+            }
             report.entries += 1;
             let path = dir.join(raw);
             let Some(entry) = raw.to_str() else {
@@ -237,7 +267,12 @@ impl Checker {
                     Err(e) => problem(path, plain_path, format!("cannot open: {e}"), false),
                 },
                 FileType::RegularFile => {
-                    if let Err(what) = check_file(fd, entry, st.st_size as u64, self.version) {
+                    let progress = |n: u64| {
+                        if self.authenticated() {
+                            bar.inc(n)
+                        }
+                    };
+                    if let Err(what) = self.files.check(fd, entry, st.st_size as u64, progress) {
                         problem(path, plain_path, what, false);
                     }
                 }
@@ -405,21 +440,6 @@ impl Checker {
             }
         }
     }
-}
-
-/// A regular file's size and header; contents are not authenticated.
-fn check_file(dir: &OwnedFd, entry: &str, len: u64, version: u16) -> Result<(), String> {
-    plain_size(len).map_err(|e| e.to_string())?;
-    if len < HEADER_LEN as u64 {
-        return Ok(());
-    }
-    let mut hb = [0u8; HEADER_LEN];
-    untrusted::open_regular(dir, entry)
-        .map_err(std::io::Error::from)
-        .and_then(|mut f| f.read_exact(&mut hb))
-        .map_err(|e| format!("cannot read the file header: {e}"))?;
-    FileHeader::parse(&hb, version).map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 /// The directory holding `path` (a path below `root`), reached from `root`
