@@ -1,6 +1,6 @@
 //! Decrypts cipherfs files and format 2 names from the format rules alone
-//! (man/cipherfs.5), with `hkdf`, `xts-mode` and `hctr2-rs` directly, not
-//! cipherfs's code paths.
+//! (man/cipherfs.5), with `hkdf`, `xts-mode`, `aes-gcm` and `hctr2-rs`
+//! directly, not cipherfs's code paths.
 
 use aes::cipher::KeyInit;
 use hkdf::Hkdf;
@@ -57,6 +57,53 @@ pub fn decrypt_xts_file(
         }
         out.extend_from_slice(&buf[..t]);
         n += 1;
+    }
+    Ok(out)
+}
+
+/// Plaintext of a format 2 `gcm(aes)` file stored as `c`, or a reason
+/// naming the first sector that does not authenticate. Sector n of t bytes
+/// is nonce (12) || C (t) || tag (16) at 32 + n*(S + 28), under
+/// HKDF-SHA256(master, "cipherfs v2 gcm content" || file nonce) with
+/// le64(n) || file nonce as associated data; all zeros is a hole.
+pub fn decrypt_gcm_file(master: &[u8; 64], c: &[u8], sector: usize) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{AeadInOut, KeyInit as _};
+    if c.is_empty() || c.len() == 32 {
+        return Ok(Vec::new());
+    }
+    if c.len() < 32 + 29 || c[0..2] != [2, 0] || c[2..16].iter().any(|&b| b != 0) {
+        return Err(format!("bad header or impossible size {}", c.len()));
+    }
+    let file_nonce = &c[16..32];
+    let mut key = [0u8; 32];
+    let mut info = b"cipherfs v2 gcm content".to_vec();
+    info.extend_from_slice(file_nonce);
+    Hkdf::<Sha256>::new(None, master)
+        .expand(&info, &mut key)
+        .map_err(|e| e.to_string())?;
+    let gcm = aes_gcm::Aes256Gcm::new_from_slice(&key).unwrap();
+    let mut out = Vec::new();
+    for (n, stored) in c[32..].chunks(sector + 28).enumerate() {
+        if stored.len() <= 28 {
+            return Err(format!("sector {n} is {} bytes", stored.len()));
+        }
+        let (nonce, rest) = stored.split_at(12);
+        let (ct, tag) = rest.split_at(rest.len() - 16);
+        if stored.iter().all(|&b| b == 0) {
+            out.resize(out.len() + ct.len(), 0);
+            continue;
+        }
+        let mut aad = (n as u64).to_le_bytes().to_vec();
+        aad.extend_from_slice(file_nonce);
+        let mut text = ct.to_vec();
+        gcm.decrypt_inout_detached(
+            nonce.try_into().unwrap(),
+            &aad,
+            text.as_mut_slice().into(),
+            tag.try_into().unwrap(),
+        )
+        .map_err(|_| format!("sector {n} does not authenticate"))?;
+        out.extend_from_slice(&text);
     }
     Ok(out)
 }

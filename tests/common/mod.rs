@@ -81,6 +81,54 @@ pub mod independent;
 pub mod mount;
 pub mod users;
 
+/// A content mode the tests of contents run over: its name (a suffix for
+/// test directories) and the `init` flags that make it.
+#[derive(Clone, Copy, Debug)]
+pub struct ContentMode {
+    pub name: &'static str,
+    pub init: &'static [&'static str],
+}
+
+/// The default, `xts(aes)` plain64.
+pub const XTS: ContentMode = ContentMode {
+    name: "xts",
+    init: &[],
+};
+/// The AEAD sector mode, `gcm(aes)`.
+pub const GCM: ContentMode = ContentMode {
+    name: "gcm",
+    init: &["--cipher", "gcm-aes-256"],
+};
+
+impl ContentMode {
+    /// A test's name in this mode (its directories are named after it).
+    pub fn test(&self, base: &str) -> String {
+        format!("{base}-{}", self.name)
+    }
+
+    /// `init` flags: this mode's, then `extra`.
+    pub fn args<'a>(&self, extra: &[&'a str]) -> Vec<&'a str> {
+        self.init
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect()
+    }
+
+    /// A stored file's plaintext, from the format rules alone.
+    pub fn decrypt_file(
+        &self,
+        master: &[u8; 64],
+        c: &[u8],
+        sector: usize,
+    ) -> Result<Vec<u8>, String> {
+        match self.name {
+            "gcm" => independent::decrypt_gcm_file(master, c, sector),
+            _ => independent::decrypt_xts_file(master, c, sector, 64),
+        }
+    }
+}
+
 /// Rewrites whole sectors with alternating 0x55/0xAA fills while two readers
 /// read them back, and counts sectors read that are neither. Each side builds
 /// its handle in its own thread (`writer()`, `reader()`); the writer goes on

@@ -93,8 +93,17 @@ fn writer(paths: Vec<(usize, PathBuf)>, model: Arc<Mutex<Model>>, seed: u64) {
 }
 
 #[test]
-fn sigkill_mid_write_loses_no_finished_sector() {
-    let Some(mut m) = Mounted::new("crash", &[]) else {
+fn sigkill_mid_write_loses_no_finished_sector_xts() {
+    sigkill_mid_write_loses_no_finished_sector(crate::common::XTS);
+}
+
+#[test]
+fn sigkill_mid_write_loses_no_finished_sector_gcm() {
+    sigkill_mid_write_loses_no_finished_sector(crate::common::GCM);
+}
+
+fn sigkill_mid_write_loses_no_finished_sector(mode: crate::common::ContentMode) {
+    let Some(mut m) = Mounted::new(&mode.test("crash"), mode.init) else {
         return;
     };
     let paths: Vec<_> = (0..FILES).map(|f| m.plain.join(format!("f{f}"))).collect();

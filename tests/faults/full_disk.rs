@@ -86,12 +86,25 @@ fn check(path: &Path, want: &[u8], what: &str) {
 }
 
 #[test]
-fn a_full_backing_disk_fails_writes_cleanly_and_recovers() {
-    let disk = std::env::temp_dir().join(format!("cipherfs-disk-{}", std::process::id()));
+fn a_full_backing_disk_fails_writes_cleanly_and_recovers_xts() {
+    a_full_backing_disk_fails_writes_cleanly_and_recovers(crate::common::XTS);
+}
+
+#[test]
+fn a_full_backing_disk_fails_writes_cleanly_and_recovers_gcm() {
+    a_full_backing_disk_fails_writes_cleanly_and_recovers(crate::common::GCM);
+}
+
+fn a_full_backing_disk_fails_writes_cleanly_and_recovers(mode: crate::common::ContentMode) {
+    let disk = std::env::temp_dir().join(format!(
+        "cipherfs-disk-{}-{}",
+        mode.name,
+        std::process::id()
+    ));
     let Some(_disk) = Tmpfs::mount(disk.clone(), "2m") else {
         return;
     };
-    let Some(m) = Mounted::new_on("full_disk", &[], Some(&disk.join("c"))) else {
+    let Some(m) = Mounted::new_on(&mode.test("full_disk"), mode.init, Some(&disk.join("c"))) else {
         return;
     };
     let (keep, small, filler) = (
@@ -212,12 +225,25 @@ fn backing_blocks(m: &Mounted) -> u64 {
 /// 100 GiB fits a 64 MiB disk, reads back with zeros before it, and the
 /// backing file stays a few blocks.
 #[test]
-fn a_write_far_past_the_end_stays_sparse() {
-    let disk = std::env::temp_dir().join(format!("cipherfs-sparse-{}", std::process::id()));
+fn a_write_far_past_the_end_stays_sparse_xts() {
+    a_write_far_past_the_end_stays_sparse(crate::common::XTS);
+}
+
+#[test]
+fn a_write_far_past_the_end_stays_sparse_gcm() {
+    a_write_far_past_the_end_stays_sparse(crate::common::GCM);
+}
+
+fn a_write_far_past_the_end_stays_sparse(mode: crate::common::ContentMode) {
+    let disk = std::env::temp_dir().join(format!(
+        "cipherfs-sparse-{}-{}",
+        mode.name,
+        std::process::id()
+    ));
     let Some(_disk) = Tmpfs::mount(disk.clone(), "64m") else {
         return;
     };
-    let Some(m) = Mounted::new_on("sparse", &[], Some(&disk.join("c"))) else {
+    let Some(m) = Mounted::new_on(&mode.test("sparse"), mode.init, Some(&disk.join("c"))) else {
         return;
     };
     const GIB: u64 = 1 << 30;

@@ -297,8 +297,17 @@ fn stacks(pid: &str) -> String {
 }
 
 #[test]
-fn many_threads_for_a_while_lose_nothing_and_leak_nothing() {
-    let Some(mut m) = Mounted::new("stress", &[]) else {
+fn many_threads_for_a_while_lose_nothing_and_leak_nothing_xts() {
+    many_threads_for_a_while_lose_nothing_and_leak_nothing(crate::common::XTS);
+}
+
+#[test]
+fn many_threads_for_a_while_lose_nothing_and_leak_nothing_gcm() {
+    many_threads_for_a_while_lose_nothing_and_leak_nothing(crate::common::GCM);
+}
+
+fn many_threads_for_a_while_lose_nothing_and_leak_nothing(mode: crate::common::ContentMode) {
+    let Some(mut m) = Mounted::new(&mode.test("stress"), mode.init) else {
         return;
     };
     raise_own_fd_limit();

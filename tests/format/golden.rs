@@ -180,7 +180,7 @@ fn every_golden_directory_reads_as_its_manifest() {
         .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     // Each format has one: a fixture lost would pass silently otherwise.
-    for want in ["v1-full", "v2"] {
+    for want in ["v1-full", "v2", "v2-gcm"] {
         assert!(
             names.iter().any(|n| n == want),
             "no fixture {want}: {names:?}"

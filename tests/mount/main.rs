@@ -15,4 +15,5 @@ mod names;
 mod nonroot;
 mod ops;
 mod posix;
+mod tamper;
 mod underneath;

@@ -169,8 +169,17 @@ fn apply(root: &Path, op: &Op) -> Result<(), i32> {
 const KINDS: usize = 15;
 
 #[test]
-fn random_operations_match_a_plain_directory_across_remounts() {
-    let Some(m) = Mounted::new("model", &["--sector-size", "512"]) else {
+fn random_operations_match_a_plain_directory_across_remounts_xts() {
+    random_operations_match_a_plain_directory_across_remounts(crate::common::XTS);
+}
+
+#[test]
+fn random_operations_match_a_plain_directory_across_remounts_gcm() {
+    random_operations_match_a_plain_directory_across_remounts(crate::common::GCM);
+}
+
+fn random_operations_match_a_plain_directory_across_remounts(mode: crate::common::ContentMode) {
+    let Some(m) = Mounted::new(&mode.test("model"), &mode.args(&["--sector-size", "512"])) else {
         return;
     };
     let reference = m.root.join("reference");
