@@ -20,6 +20,9 @@ pub const KERNEL_FEATURE: u8 = 14;
 pub const DAMAGED: u8 = 15;
 /// A cipher backend failed its known-answer self-test.
 pub const SELFTEST: u8 = 20;
+/// The reader of a report stopped reading (`cipherfs fsck | head -1`): what
+/// a shell shows for a program SIGPIPE ended.
+pub const BROKEN_PIPE: u8 = 141;
 
 /// An error with the exit code it maps to.
 #[derive(Debug)]

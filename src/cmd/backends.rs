@@ -3,6 +3,7 @@
 //! `--backend auto` picks and why.
 
 use super::count;
+use super::outln;
 use crate::exitcode::{self, Failure};
 use crate::skcipher::{self, alg, selftest, Backend, BackendChoice, Skcipher, SkcipherError};
 
@@ -17,7 +18,7 @@ pub fn run(algs: &[String]) -> Result<(), Failure> {
     } else {
         algs.to_vec()
     };
-    println!(
+    outln!(
         "CPU AES instructions: {}",
         if aes::hardware_accelerated() {
             "yes"
@@ -32,13 +33,15 @@ pub fn run(algs: &[String]) -> Result<(), Failure> {
             continue;
         }
         let info = alg::lookup(name).map_err(|e| Failure::new(exitcode::USAGE, e.to_string()))?;
-        println!(
+        outln!(
             "{name}: ivsize {} blocksize {} keys {:?} bytes",
-            info.ivsize, info.blocksize, info.key_sizes
+            info.ivsize,
+            info.blocksize,
+            info.key_sizes
         );
         for backend in Backend::ALL {
             match selftest::run(backend, name) {
-                Ok(n) => println!(
+                Ok(n) => outln!(
                     "  {:<6} ok, {} passed; {}",
                     backend.name(),
                     count(n, "known-answer vector", "known-answer vectors"),
@@ -46,14 +49,14 @@ pub fn run(algs: &[String]) -> Result<(), Failure> {
                 ),
                 Err(e @ SkcipherError::SelfTestFailed { .. }) => {
                     failed += 1;
-                    println!("  {:<6} FAILED: {e}", backend.name());
+                    outln!("  {:<6} FAILED: {e}", backend.name());
                 }
-                Err(e) => println!("  {:<6} unavailable: {e}", backend.name()),
+                Err(e) => outln!("  {:<6} unavailable: {e}", backend.name()),
             }
         }
         match skcipher::select(BackendChoice::Auto, name) {
-            Ok(sel) => println!("  auto   -> {} ({})", sel.backend, sel.reason),
-            Err(e) => println!("  auto   -> error: {e}"),
+            Ok(sel) => outln!("  auto   -> {} ({})", sel.backend, sel.reason),
+            Err(e) => outln!("  auto   -> error: {e}"),
         }
     }
     if failed > 0 {
@@ -80,19 +83,22 @@ fn driver(name: &str, backend: Backend, info: &alg::AlgInfo) -> String {
 
 /// The same report for an AEAD algorithm; returns how many backends failed.
 fn aead_report(info: &crate::aead::AeadAlgInfo) -> usize {
-    println!(
+    outln!(
         "{} (aead): ivsize {} authsize {} keys {:?} bytes",
-        info.name, info.ivsize, info.maxauthsize, info.key_sizes
+        info.name,
+        info.ivsize,
+        info.maxauthsize,
+        info.key_sizes
     );
     let mut failed = 0;
     for backend in Backend::ALL {
         if let Err(e) = crate::aead::Aead::alloc(info.name, backend) {
-            println!("  {:<6} unavailable: {e}", backend.name());
+            outln!("  {:<6} unavailable: {e}", backend.name());
             continue;
         }
         match crate::aead::selftest::run(backend) {
             Ok(n) => {
-                println!(
+                outln!(
                     "  {:<6} ok, {} passed",
                     backend.name(),
                     count(n, "known-answer vector", "known-answer vectors")
@@ -100,13 +106,13 @@ fn aead_report(info: &crate::aead::AeadAlgInfo) -> usize {
             }
             Err(e) => {
                 failed += 1;
-                println!("  {:<6} FAILED: {e}", backend.name());
+                outln!("  {:<6} FAILED: {e}", backend.name());
             }
         }
     }
     match skcipher::select(BackendChoice::Auto, info.name) {
-        Ok(sel) => println!("  auto   -> {} ({})", sel.backend, sel.reason),
-        Err(e) => println!("  auto   -> error: {e}"),
+        Ok(sel) => outln!("  auto   -> {} ({})", sel.backend, sel.reason),
+        Err(e) => outln!("  auto   -> error: {e}"),
     }
     failed
 }

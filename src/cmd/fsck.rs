@@ -1,6 +1,7 @@
 //! `cipherfs fsck`: unlock, run the checker (crate::fsck), print what it
 //! found, and with --repair remove what is provably garbage.
 
+use super::outln;
 use std::path::Path;
 
 use super::{count, load_config, unlock};
@@ -14,14 +15,14 @@ pub fn run(cipherdir: &Path, repair: bool, password: &password::Source) -> Resul
         .map_err(|e| Failure::new(exitcode::OTHER, e.to_string()))?;
     let report = checker.run();
     for p in &report.problems {
-        println!("{p}");
+        outln!("{p}");
     }
     let garbage = report.problems.iter().filter(|p| p.garbage).count();
     let mut left = report.problems.len();
     if repair && garbage > 0 {
         left -= garbage - fsck::repair(&report);
     }
-    println!(
+    outln!(
         "{}: {} checked, {}, {garbage} of them garbage{}",
         cipherdir.display(),
         count(report.entries as usize, "entry", "entries"),

@@ -1,6 +1,7 @@
 //! `cipherfs info`: a cipher directory's settings, in the config's own
 //! spellings (cipherfs(5)); the master key only when asked.
 
+use super::outln;
 use std::path::Path;
 
 use super::{load_config, master_hex, unlock};
@@ -17,23 +18,29 @@ pub fn run(
 ) -> Result<(), Failure> {
     let config = load_config(cipherdir)?;
     let p = &config.params;
-    println!("format version   {}", p.format_version);
-    println!(
+    outln!("format version   {}", p.format_version);
+    outln!(
         "content cipher   {} ({}-byte key)",
-        p.content_cipher, p.content_key_bytes
+        p.content_cipher,
+        p.content_key_bytes
     );
-    println!("sector size      {}", p.sector_size);
-    println!("names            {}", p.name_mode.spelling());
-    println!("features         {}", p.feature_flags.join(", "));
-    println!(
+    outln!("sector size      {}", p.sector_size);
+    outln!("names            {}", p.name_mode.spelling());
+    outln!("features         {}", p.feature_flags.join(", "));
+    outln!(
         "kdf              {} m={} KiB t={} p={}",
-        p.kdf, p.kdf_params.memory_kib, p.kdf_params.iterations, p.kdf_params.parallelism
+        p.kdf,
+        p.kdf_params.memory_kib,
+        p.kdf_params.iterations,
+        p.kdf_params.parallelism
     );
     // What `mount --backend auto` would run each algorithm on, here.
     let content = crate::skcipher::select(BackendChoice::Auto, &p.content_cipher)?;
-    println!(
+    outln!(
         "content here     {} on {} ({})",
-        p.content_cipher, content.backend, content.reason
+        p.content_cipher,
+        content.backend,
+        content.reason
     );
     if p.name_mode == NameMode::Hctr2 {
         let names = crate::skcipher::select(BackendChoice::Auto, HCTR2)?;
@@ -42,14 +49,15 @@ pub fn run(
         } else {
             "; afalg here has no hctr2(aes), so names run in-process whatever --backend says"
         };
-        println!(
+        outln!(
             "names here       {HCTR2} on {} ({}){lacks}",
-            names.backend, names.reason
+            names.backend,
+            names.reason
         );
     }
     if show_master {
         let master = unlock(&config, password)?;
-        println!("master key       {}", &*master_hex(&master));
+        outln!("master key       {}", &*master_hex(&master));
     }
     Ok(())
 }

@@ -12,9 +12,31 @@ pub mod place;
 pub mod recover;
 pub mod speed;
 
+use std::io::Write;
 use std::path::Path;
 
 use zeroize::Zeroizing;
+
+/// `println!` for a command's report. Rust ignores SIGPIPE, so `println!`
+/// panics once the reader has gone (`cipherfs fsck | grep -q ...`); this
+/// ends the command quietly instead, with 141, the status a shell shows for
+/// a program SIGPIPE ended. The daemon never writes to stdout.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cmd::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// What `outln!` runs.
+pub fn write_line(args: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{args}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(exitcode::BROKEN_PIPE));
+        }
+    }
+}
 
 use crate::config::Config;
 use crate::crypto::MasterKey;

@@ -4,6 +4,7 @@
 
 mod aead;
 
+use crate::cmd::outln;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -201,22 +202,28 @@ fn gbps(r: f64) -> String {
 /// that want them (scripts compare them with OpenSSL).
 pub fn run(opts: &Options) -> Vec<Row> {
     let cpus = async_workers();
-    println!(
+    outln!(
         "cipherfs speed: {}-byte requests, {:.1} s per figure; async = 2 batches of {} requests in flight on {cpus} worker threads ({cpus} CPUs)",
         opts.size,
         opts.duration.as_secs_f64(),
         64 * cpus
     );
-    println!(
+    outln!(
         "{:<24} {:>9} {:<6} {:>12} {:>12} {:>14} {:>14}  driver",
-        "algorithm", "key bytes", "backend", "enc 1 thr", "dec 1 thr", "enc async", "dec async"
+        "algorithm",
+        "key bytes",
+        "backend",
+        "enc 1 thr",
+        "dec 1 thr",
+        "enc async",
+        "dec async"
     );
     let mut rows = Vec::new();
     for &backend in &opts.backends {
         for (alg, key_len) in &opts.cases {
             match measure(alg, *key_len, backend, opts.size, opts.duration) {
                 Ok(row) => {
-                    println!(
+                    outln!(
                         "{:<24} {:>9} {:<6} {:>12} {:>12} {:>14} {:>14}  {}",
                         row.alg,
                         row.key_bytes,
@@ -229,7 +236,7 @@ pub fn run(opts: &Options) -> Vec<Row> {
                     );
                     rows.push(row);
                 }
-                Err(e) => println!(
+                Err(e) => outln!(
                     "{:<24} {:>9} {:<6} unavailable: {e}",
                     alg,
                     key_len,

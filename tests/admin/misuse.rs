@@ -153,3 +153,27 @@ fn kernel_errors_are_translated() {
         assert!(matches!(e, SkcipherError::AfAlgUnsupported), "{e}");
     }
 }
+
+/// A report read by a program that stops early (`cipherfs backends | head
+/// -1`) ends the command quietly, as SIGPIPE ends other tools (141), never
+/// with a panic about a broken pipe.
+#[test]
+fn a_reader_that_stops_early_ends_the_report_quietly() {
+    use std::process::{Command, Stdio};
+    let bin = common::mount::BIN;
+    if !std::path::Path::new(bin).exists() {
+        eprintln!("SKIP a_reader_that_stops_early: the cipherfs binary is not at {bin}");
+        return;
+    }
+    let mut child = Command::new(bin)
+        .arg("backends")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

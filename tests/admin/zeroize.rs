@@ -29,7 +29,7 @@ fn derive(master: &[u8; 64], info: &[u8], len: usize) -> Vec<u8> {
 /// What must not survive: the master key, raw and in hex, its HKDF
 /// pseudorandom key, every names, targets and xattr key of both formats
 /// (format 2's names key of the root directory, whose IV is `root_iv`), and
-/// a file's two XTS keys.
+/// a file's two XTS keys or its GCM key.
 fn secrets(master: &[u8; 64], file_nonce: &[u8], root_iv: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut content_info = b"cipherfs v1 content".to_vec();
     content_info.extend_from_slice(file_nonce);
@@ -64,6 +64,14 @@ fn secrets(master: &[u8; 64], file_nonce: &[u8], root_iv: &[u8]) -> Vec<(String,
         ),
         ("file key (first half)".into(), content[..32].to_vec()),
         ("file key (second half)".into(), content[32..].to_vec()),
+        (
+            "file key (gcm)".into(),
+            derive(
+                master,
+                &[&b"cipherfs v2 gcm content"[..], file_nonce].concat(),
+                32,
+            ),
+        ),
     ]);
     v
 }
@@ -203,7 +211,17 @@ fn check_daemon(m: &Mounted, pid: u32, master: &[u8; 64], wait: impl FnOnce()) {
 
 #[test]
 fn no_key_survives_in_the_daemon_after_unmount() {
-    let Some(m) = Mounted::new("zeroize", &[]) else {
+    no_key_survives_in_the_foreground_daemon(crate::common::XTS);
+}
+
+/// The same with authenticated contents: a file's GCM key and schedule.
+#[test]
+fn no_key_survives_in_the_daemon_after_unmount_gcm() {
+    no_key_survives_in_the_foreground_daemon(crate::common::GCM);
+}
+
+fn no_key_survives_in_the_foreground_daemon(mode: crate::common::ContentMode) {
+    let Some(m) = Mounted::new(&mode.test("zeroize"), mode.init) else {
         return;
     };
     if !gdb_available("zeroize") {
