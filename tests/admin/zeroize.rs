@@ -129,10 +129,11 @@ fn gcore(pid: u32, out: &Path, extra: &[&str]) -> std::process::Child {
 /// Uses every key through the mount of the daemon `pid`, checks that a core
 /// taken now finds them, then that one taken at its exit_group finds none.
 fn check_daemon(m: &Mounted, pid: u32, master: &[u8; 64], wait: impl FnOnce()) {
-    // Use every key: a file's contents, names, an xattr.
+    // Use every key: a file's contents, names, an xattr. 200 KB is one
+    // request long enough for GCM's sectors to run on several threads.
     let f = m.plain.join("some file");
-    fs::write(&f, vec![42u8; 20_000]).unwrap();
-    assert_eq!(fs::read(&f).unwrap().len(), 20_000);
+    fs::write(&f, vec![42u8; 200_000]).unwrap();
+    assert_eq!(fs::read(&f).unwrap().len(), 200_000);
     rustix::fs::setxattr(&f, "user.k", b"v", rustix::fs::XattrFlags::empty()).unwrap();
     assert_eq!(
         rustix::fs::getxattr(&f, "user.k", &mut [0u8; 8]).unwrap(),

@@ -10,7 +10,7 @@ use cipherfs::config::{Config, NameMode, NewConfig};
 use cipherfs::content::offsets::{
     c_sector_offset, cipher_size, plain_size, sector_plain_len, sectors_touched, stored_len,
 };
-use cipherfs::content::{FileHeader, HEADER_LEN};
+use cipherfs::content::{FileHeader, Layout, SectorMode, HEADER_LEN};
 use cipherfs::crypto::kdf::KdfParams;
 use cipherfs::crypto::MasterKey;
 use cipherfs::names::xattr::XattrCipher;
@@ -211,5 +211,29 @@ proptest! {
         prop_assert!(t >= 1 && t <= s);
         let end = c_sector_offset(last, s).checked_add(stored_len(t));
         prop_assert_eq!(end, Some(cipher_size(size)));
+    }
+
+    /// The same for both sector modes through their layout, with the AEAD
+    /// mode's 28 bytes per sector: sizes invert, stored positions do not
+    /// overflow, and the last sector ends the stored file.
+    #[test]
+    fn layouts_round_trip_and_cover_requests(c in any::<u64>(), p in 0u64..(1 << 62),
+                                             off in 0u64..(i64::MAX as u64 / 2), len in 1u64..(1 << 20),
+                                             shift in 9u32..=12, aead in any::<bool>()) {
+        let mode = if aead { SectorMode::Aead } else { SectorMode::Skcipher };
+        let l = Layout::new(mode, 1u64 << shift);
+        if let Ok(q) = l.plain_size(c) {
+            prop_assert!(q <= c);
+            if c != HEADER_LEN as u64 && c != 0 {
+                prop_assert_eq!(l.cipher_size(q), c);
+            }
+        }
+        prop_assert_eq!(l.plain_size(l.cipher_size(p)).unwrap(), p);
+        let r = l.sectors_touched(off, len);
+        let size = off + len;
+        let last = r.end - 1;
+        let end = l.c_sector_offset(last).checked_add(l.stored_len(l.sector_plain_len(last, size)));
+        prop_assert_eq!(end, Some(l.cipher_size(size)));
+        prop_assert_eq!(l.c_sector_offset(r.start) + l.run_len(r.start, last, size), l.cipher_size(size));
     }
 }

@@ -296,3 +296,51 @@ fn what_gcm_does_not_detect_is_as_documented() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// fsck's progress bar (drawn on a terminal) counts the stored bytes whose
+/// tags it verifies in a GCM directory, and entries in an XTS one.
+#[test]
+fn fsck_progress_counts_bytes_when_contents_are_authenticated() {
+    use crate::common::XTS;
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP fsck progress: `script` (util-linux) is not installed, so no terminal");
+        return;
+    }
+    // The bar reads "N/3 entries" when it counts entries.
+    for (mode, want, not) in [
+        (GCM, "MiB verified", "/3 entries"),
+        (XTS, "/3 entries", "verified"),
+    ] {
+        let Some(m) = Mounted::new(&mode.test("progress"), mode.init) else {
+            return;
+        };
+        fs::write(m.plain.join("big"), vec![7u8; 3 << 20]).unwrap();
+        m.unmount();
+        // `script` gives fsck a terminal, so it draws its bar.
+        let cmd = format!(
+            "{} fsck --passfile {} {}",
+            crate::common::mount::BIN,
+            m.passfile.display(),
+            m.cipher.display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qfec", &cmd, "/dev/null"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(want) && !text.contains(not),
+            "{}: {text}",
+            mode.name
+        );
+        if mode.name == "gcm" {
+            // 3 MiB in 768 sectors of 28 bytes more, and the header.
+            assert!(text.contains("/3.02 MiB verified"), "{text}");
+        }
+    }
+}
