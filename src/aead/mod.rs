@@ -28,6 +28,8 @@
 //! `algif_aead`, through the skcipher layer's AF_ALG socket code).
 
 mod afalg;
+#[cfg(target_arch = "x86_64")]
+mod gcm_vaes;
 mod request;
 pub mod selftest;
 mod soft;
@@ -205,6 +207,16 @@ impl Aead {
         crate::crypto::wipe_stack();
         self.keyed.store(Some(Arc::new(r?)));
         Ok(())
+    }
+
+    /// What runs the keyed handle: the soft backend's implementation, or
+    /// the kernel; empty before a key is set.
+    pub fn driver(&self) -> String {
+        match self.keyed.load_full().as_deref() {
+            Some(Keyed::Soft(k)) => k.driver().to_string(),
+            Some(Keyed::Afalg(_)) => "kernel (algif_aead)".to_string(),
+            None => String::new(),
+        }
     }
 
     /// The tag length; only the sizes both backends offer are taken.

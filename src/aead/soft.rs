@@ -1,5 +1,7 @@
-//! The in-process AEAD backend: RustCrypto `aes-gcm` (its key schedule and
-//! hash key wipe themselves on drop, feature `zeroize`).
+//! The in-process AEAD backend: our VAES/VPCLMULQDQ GCM (`gcm_vaes.rs`)
+//! where the CPU has it and the key is 16 or 32 bytes, RustCrypto `aes-gcm`
+//! otherwise (its key schedule and hash key wipe themselves on drop, feature
+//! `zeroize`).
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
@@ -15,11 +17,22 @@ pub enum SoftAead {
     A128(Box<Aes128Gcm>),
     A192(Box<Aes192Gcm>),
     A256(Box<Aes256Gcm>),
+    #[cfg(target_arch = "x86_64")]
+    Fast(Box<super::gcm_vaes::GcmKeys>),
 }
 
 const TAG: usize = 16;
 
 impl SoftAead {
+    /// What runs this key, for `speed` and `backends`.
+    pub fn driver(&self) -> &'static str {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Fast(_) => "cipherfs soft (VAES/VPCLMULQDQ/AVX-512 GCM)",
+            _ => "cipherfs soft (RustCrypto aes-gcm)",
+        }
+    }
+
     /// `key` is 16, 24 or 32 bytes (the table checks it first).
     pub fn new(key: &[u8]) -> Result<Self, AeadError> {
         let bad = || AeadError::BadKeyLength {
@@ -27,6 +40,10 @@ impl SoftAead {
             len: key.len(),
             allowed: &[16, 24, 32],
         };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = super::gcm_vaes::new_keys(key) {
+            return Ok(Self::Fast(k));
+        }
         Ok(match key.len() {
             16 => Self::A128(Box::new(Aes128Gcm::new_from_slice(key).map_err(|_| bad())?)),
             24 => Self::A192(Box::new(Aes192Gcm::new_from_slice(key).map_err(|_| bad())?)),
@@ -43,12 +60,49 @@ impl SoftAead {
         assoclen: usize,
         data: &mut Vec<u8>,
     ) -> Result<(), AeadError> {
+        #[cfg(target_arch = "x86_64")]
+        if let Self::Fast(_) = self {
+            return self.crypt_vec_fast(dir, iv, assoclen, data);
+        }
         let nonce = nonce(iv)?;
         match self {
             Self::A128(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
             Self::A192(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
             Self::A256(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
+            #[cfg(target_arch = "x86_64")]
+            Self::Fast(_) => Ok(()),
         }
+    }
+
+    /// The Vec API (AAD || text || tag) on the fast path, through the
+    /// three-piece one.
+    #[cfg(target_arch = "x86_64")]
+    fn crypt_vec_fast(
+        &self,
+        dir: Direction,
+        iv: &[u8],
+        assoclen: usize,
+        data: &mut Vec<u8>,
+    ) -> Result<(), AeadError> {
+        let mut tag = [0u8; TAG];
+        match dir {
+            Direction::Encrypt => {
+                let (ad, text) = data.split_at_mut(assoclen);
+                self.crypt_parts(dir, iv, ad, text, &mut tag)?;
+                data.extend_from_slice(&tag);
+            }
+            Direction::Decrypt => {
+                let end = data.len() - TAG;
+                tag.copy_from_slice(&data[end..]);
+                let (ad, text) = data[..end].split_at_mut(assoclen);
+                if let Err(e) = self.crypt_parts(dir, iv, ad, text, &mut tag) {
+                    text.fill(0);
+                    return Err(e);
+                }
+                data.truncate(end);
+            }
+        }
+        Ok(())
     }
 
     /// `text` in place, `aad` beside it, the 16-byte tag in `tag`; lengths
@@ -66,6 +120,8 @@ impl SoftAead {
             Self::A128(c) => run_parts(c.as_ref(), dir, &nonce, aad, text, tag),
             Self::A192(c) => run_parts(c.as_ref(), dir, &nonce, aad, text, tag),
             Self::A256(c) => run_parts(c.as_ref(), dir, &nonce, aad, text, tag),
+            #[cfg(target_arch = "x86_64")]
+            Self::Fast(k) => fast_parts(k, dir, &nonce.into(), aad, text, tag),
         }
     }
 }
@@ -148,4 +204,30 @@ where
         }
     }
     Ok(())
+}
+
+/// The VAES kernel; on a CPU without it `new` never made a `Fast` key.
+#[cfg(target_arch = "x86_64")]
+fn fast_parts(
+    k: &super::gcm_vaes::GcmKeys,
+    dir: Direction,
+    nonce: &[u8; 12],
+    aad: &[u8],
+    text: &mut [u8],
+    tag: &mut [u8],
+) -> Result<(), AeadError> {
+    use super::gcm_vaes::{open, seal};
+    let unsupported = || AeadError::Kernel {
+        op: "gcm_vaes",
+        message: "the CPU lacks the features its keys were made for".into(),
+    };
+    match dir {
+        Direction::Encrypt if seal(k, nonce, aad, text, tag) => Ok(()),
+        Direction::Encrypt => Err(unsupported()),
+        Direction::Decrypt => match open(k, nonce, aad, text, tag) {
+            Some(true) => Ok(()),
+            Some(false) => Err(AeadError::BadMessage),
+            None => Err(unsupported()),
+        },
+    }
 }

@@ -30,13 +30,6 @@ pub const AEAD_CONTENT_INFO: &[u8] = b"cipherfs v2 gcm content";
 const NONCE: usize = AEAD_NONCE as usize;
 const TAG: usize = AEAD_TAG as usize;
 
-/// Runs of at least this many sectors are sealed or opened on several
-/// threads: GCM runs at about a fifth of XTS's speed here, so a 1 MiB
-/// request spends most of its time in it, and each sector stands alone.
-const PARALLEL_FROM: usize = 32;
-/// At most this many threads per run.
-const MAX_THREADS: usize = 4;
-
 /// One file's AEAD sectors: its keyed handle and header nonce.
 pub struct AeadSectors {
     tfm: Arc<Aead>,
@@ -128,16 +121,16 @@ impl AeadSectors {
         // One system call for every nonce of the run.
         let mut nonces = vec![0u8; NONCE * sectors.len()];
         random_fill(&mut nonces)?;
-        let stride = layout.stride() as usize;
-        par_sectors(&sectors, buf, stride, |i, p, stored| {
-            let nonce = &nonces[i * NONCE..(i + 1) * NONCE];
+        for (p, nonce) in sectors.iter().zip(nonces.chunks(NONCE)) {
+            let stored = &mut buf[p.at..p.at + NONCE + p.t + TAG];
             let (head, rest) = stored.split_at_mut(NONCE);
             head.copy_from_slice(nonce);
             let (text, tag) = rest.split_at_mut(p.t);
             self.tfm
                 .crypt_parts(Direction::Encrypt, nonce, &self.aad(p.n), text, tag)
-                .map_err(ContentError::Aead)
-        })
+                .map_err(ContentError::Aead)?;
+        }
+        Ok(())
     }
 
     pub fn decrypt_run(
@@ -149,24 +142,20 @@ impl AeadSectors {
     ) -> Result<(), ContentError> {
         let sectors = Self::placed(layout, first, buf.len(), p_size)?;
         let s = layout.sector as usize;
-        let stride = layout.stride() as usize;
-        // Each sector opens in place (in parallel for a long run); then the
-        // texts move down to `i * S`, in order, each over sectors already
-        // moved. A hole's text is zeros already.
-        par_sectors(&sectors, buf, stride, |_, p, stored| {
-            if stored.iter().all(|&b| b == 0) {
-                return Ok(());
-            }
-            let (head, rest) = stored.split_at_mut(NONCE);
-            let (text, tag) = rest.split_at_mut(p.t);
-            self.tfm
-                .crypt_parts(Direction::Decrypt, head, &self.aad(p.n), text, tag)
-                .map_err(|e| match e {
-                    AeadError::BadMessage => ContentError::Forged { sector: p.n },
-                    e => ContentError::Aead(e),
-                })
-        })?;
         for (i, p) in sectors.iter().enumerate() {
+            let stored = &mut buf[p.at..p.at + NONCE + p.t + TAG];
+            if stored.iter().any(|&b| b != 0) {
+                let (head, rest) = stored.split_at_mut(NONCE);
+                let (text, tag) = rest.split_at_mut(p.t);
+                self.tfm
+                    .crypt_parts(Direction::Decrypt, head, &self.aad(p.n), text, tag)
+                    .map_err(|e| match e {
+                        AeadError::BadMessage => ContentError::Forged { sector: p.n },
+                        e => ContentError::Aead(e),
+                    })?;
+            }
+            // A hole's text is zeros already. Moving down to `i * S` only
+            // overwrites sectors already done.
             buf.copy_within(p.at + NONCE..p.at + NONCE + p.t, i * s);
         }
         // What follows the plaintext (nonces, tags, stale copies) is wiped,
@@ -175,71 +164,4 @@ impl AeadSectors {
         buf[end..].zeroize();
         Ok(())
     }
-}
-
-/// Runs `f(i, sector, its stored bytes)` for every sector of a run, on up to
-/// `MAX_THREADS` threads when the run is long, each on its own part of
-/// `buf`. The error of the lowest-numbered sector that failed wins, as a
-/// sequential loop would report it.
-fn par_sectors<F>(
-    sectors: &[Placed],
-    buf: &mut [u8],
-    stride: usize,
-    f: F,
-) -> Result<(), ContentError>
-where
-    F: Fn(usize, &Placed, &mut [u8]) -> Result<(), ContentError> + Sync,
-{
-    let run = |first: usize, part: &[Placed], chunk: &mut [u8]| {
-        let base = first * stride;
-        for (k, p) in part.iter().enumerate() {
-            let at = p.at - base;
-            f(first + k, p, &mut chunk[at..at + NONCE + p.t + TAG])?;
-        }
-        Ok(())
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
-    if sectors.len() < PARALLEL_FROM || threads < 2 {
-        return run(0, sectors, buf);
-    }
-    let per = sectors.len().div_ceil(threads);
-    let results: Vec<Result<(), ContentError>> = std::thread::scope(|scope| {
-        let mut rest = buf;
-        let mut handles = Vec::new();
-        let mut own = None;
-        for (k, part) in sectors.chunks(per).enumerate() {
-            let first = k * per;
-            let take = if first + part.len() == sectors.len() {
-                rest.len()
-            } else {
-                part.len() * stride
-            };
-            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
-            rest = tail;
-            if k == 0 {
-                // The calling thread takes the first part itself.
-                own = Some((part, chunk));
-            } else {
-                let run = &run;
-                handles.push(scope.spawn(move || {
-                    // AES spills round keys to the stack; this thread's stack
-                    // goes back to glibc's cache unwiped when it ends.
-                    let _wipe = crate::crypto::WipeStackOnDrop;
-                    run(first, part, chunk)
-                }));
-            }
-        }
-        let mut results = Vec::with_capacity(handles.len() + 1);
-        if let Some((part, chunk)) = own {
-            results.push(run(0, part, chunk));
-        }
-        for h in handles {
-            // A panic in a worker is a bug; it is carried on, not hidden.
-            results.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-        results
-    });
-    results.into_iter().collect()
 }

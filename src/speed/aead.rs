@@ -114,9 +114,6 @@ pub fn measure(
         key_bytes: key_len,
         backend,
         rates,
-        driver: match backend {
-            Backend::Soft => "cipherfs soft (RustCrypto aes-gcm)".into(),
-            Backend::Afalg => "kernel (algif_aead)".into(),
-        },
+        driver: tfm.driver(),
     })
 }

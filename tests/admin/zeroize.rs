@@ -35,11 +35,11 @@ fn secrets(master: &[u8; 64], file_nonce: &[u8], root_iv: &[u8]) -> Vec<(String,
     content_info.extend_from_slice(file_nonce);
     let content = derive(master, &content_info, 64);
     let hex: String = master.iter().map(|b| format!("{b:02x}")).collect();
-    let mut v: Vec<(String, Vec<u8>)> = vec![
+    let mut v_out: Vec<(String, Vec<u8>)> = vec![
         ("master key (raw)".into(), master.to_vec()),
         ("master key (hex)".into(), hex.into_bytes()),
     ];
-    v.extend([
+    v_out.extend([
         ("names key".into(), derive(master, b"cipherfs v1 names", 32)),
         ("xattr key".into(), derive(master, b"cipherfs v1 xattr", 32)),
         (
@@ -64,16 +64,38 @@ fn secrets(master: &[u8; 64], file_nonce: &[u8], root_iv: &[u8]) -> Vec<(String,
         ),
         ("file key (first half)".into(), content[..32].to_vec()),
         ("file key (second half)".into(), content[32..].to_vec()),
-        (
-            "file key (gcm)".into(),
-            derive(
-                master,
-                &[&b"cipherfs v2 gcm content"[..], file_nonce].concat(),
-                32,
-            ),
-        ),
     ]);
-    v
+    // A GCM file's key, its hash key H = AES_K(0), and H as the VAES
+    // kernel keeps it (POLYVAL's mulX of H reversed, RFC 8452).
+    let gcm = derive(
+        master,
+        &[&b"cipherfs v2 gcm content"[..], file_nonce].concat(),
+        32,
+    );
+    let mut h = aes::Block::default();
+    {
+        use aes::cipher::{BlockCipherEncrypt, KeyInit};
+        aes::Aes256::new_from_slice(&gcm)
+            .unwrap()
+            .encrypt_block(&mut h);
+    }
+    let mut r: [u8; 16] = h.into();
+    r.reverse();
+    let v = u128::from_le_bytes(r);
+    let polyval_h = (v << 1) ^ (((v as i128) >> 127) as u128 & (0xc2 << 120 | 1));
+    v_push(
+        &mut v_out,
+        [
+            ("file key (gcm)", gcm.clone()),
+            ("file GHASH key (gcm)", h.to_vec()),
+            ("file POLYVAL key (gcm)", polyval_h.to_le_bytes().to_vec()),
+        ],
+    );
+    v_out
+}
+
+fn v_push<const N: usize>(v: &mut Vec<(String, Vec<u8>)>, items: [(&str, Vec<u8>); N]) {
+    v.extend(items.into_iter().map(|(w, k)| (w.to_string(), k)));
 }
 
 /// Bytes of a secret that count as a copy of it: any run this long, at any
@@ -171,6 +193,13 @@ fn check_daemon(m: &Mounted, pid: u32, master: &[u8; 64], wait: impl FnOnce()) {
         hits.iter().any(|h| h.starts_with("master key (raw)"))
             && hits.iter().any(|h| h.starts_with("file")),
         "the scan does not see keys in a live daemon (found only {hits:?})"
+    );
+    // In a GCM directory the scan must also see the hash key as the kernel
+    // keeps it, or it could not tell that one is wiped.
+    assert!(
+        !hits.iter().any(|h| h == "file key (gcm)")
+            || hits.iter().any(|h| h == "file POLYVAL key (gcm)"),
+        "the scan does not see a live GCM hash key (found only {hits:?})"
     );
     fs::remove_file(&during).unwrap();
 

@@ -7,7 +7,7 @@ mod cbc;
 mod hctr2;
 mod xts;
 #[cfg(target_arch = "x86_64")]
-mod xts_vaes;
+pub(crate) mod xts_vaes;
 
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::Aes256;

@@ -28,9 +28,9 @@ const GROUP_BYTES: usize = 16 * LANES * REGS;
 /// An AES key schedule, encryption and decryption (equivalent inverse cipher).
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct RoundKeys {
-    enc: [[u8; 16]; 15],
+    pub(crate) enc: [[u8; 16]; 15],
     dec: [[u8; 16]; 15],
-    rounds: usize,
+    pub(crate) rounds: usize,
 }
 
 /// The two schedules of an XTS key: data (K1) and tweak (K2).
@@ -60,8 +60,10 @@ fn expand_mix(k: __m128i, t: __m128i) -> __m128i {
     _mm_xor_si128(k, t)
 }
 
+/// The AES schedules of a 16- or 32-byte key (also the GCM kernel's,
+/// `aead/gcm_vaes.rs`).
 #[target_feature(enable = "aes,sse2")]
-fn expand(key: &[u8]) -> RoundKeys {
+pub(crate) fn expand(key: &[u8]) -> RoundKeys {
     let mut rk = [_mm_setzero_si128(); 15];
     let rounds = if key.len() == 16 {
         rk[0] = cast(<[u8; 16]>::try_from(key).unwrap_or_default());
@@ -142,7 +144,7 @@ impl ZeroizeVectors for [__m128i; 15] {
 /// Overwrites round keys loaded into locals, so no schedule outlives the call
 /// on the stack; `black_box` keeps the compiler from dropping the stores as dead.
 #[target_feature(enable = "aes,sse2")]
-fn wipe128(k: &mut [__m128i; 15]) {
+pub(crate) fn wipe128(k: &mut [__m128i; 15]) {
     k.iter_mut().for_each(|v| *v = _mm_setzero_si128());
     core::hint::black_box(k);
 }
@@ -158,12 +160,12 @@ pub fn xts_keys(key: &[u8]) -> XtsKeys {
 }
 
 #[target_feature(enable = "aes,sse2")]
-fn load_schedule(words: &[[u8; 16]; 15]) -> [__m128i; 15] {
+pub(crate) fn load_schedule(words: &[[u8; 16]; 15]) -> [__m128i; 15] {
     words.map(cast)
 }
 
 #[target_feature(enable = "aes,sse2")]
-fn enc1(b: __m128i, k: &[__m128i; 15], rounds: usize) -> __m128i {
+pub(crate) fn enc1(b: __m128i, k: &[__m128i; 15], rounds: usize) -> __m128i {
     let mut b = _mm_xor_si128(b, k[0]);
     for key in &k[1..rounds] {
         b = _mm_aesenc_si128(b, *key);
