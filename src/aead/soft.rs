@@ -53,31 +53,9 @@ impl SoftAead {
 
     /// `data` is AAD || PT (encrypt: becomes AAD || CT || tag) or
     /// AAD || CT || tag (decrypt: becomes AAD || PT); lengths were checked.
+    /// Runs through the three-piece form, as every implementation here
+    /// works detached.
     pub fn crypt(
-        &self,
-        dir: Direction,
-        iv: &[u8],
-        assoclen: usize,
-        data: &mut Vec<u8>,
-    ) -> Result<(), AeadError> {
-        #[cfg(target_arch = "x86_64")]
-        if let Self::Fast(_) = self {
-            return self.crypt_vec_fast(dir, iv, assoclen, data);
-        }
-        let nonce = nonce(iv)?;
-        match self {
-            Self::A128(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
-            Self::A192(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
-            Self::A256(c) => run(c.as_ref(), dir, &nonce, assoclen, data),
-            #[cfg(target_arch = "x86_64")]
-            Self::Fast(_) => Ok(()),
-        }
-    }
-
-    /// The Vec API (AAD || text || tag) on the fast path, through the
-    /// three-piece one.
-    #[cfg(target_arch = "x86_64")]
-    fn crypt_vec_fast(
         &self,
         dir: Direction,
         iv: &[u8],
@@ -96,6 +74,7 @@ impl SoftAead {
                 tag.copy_from_slice(&data[end..]);
                 let (ad, text) = data[..end].split_at_mut(assoclen);
                 if let Err(e) = self.crypt_parts(dir, iv, ad, text, &mut tag) {
+                    // Nothing of a forged message is handed back.
                     text.fill(0);
                     return Err(e);
                 }
@@ -164,46 +143,6 @@ where
                 .map_err(|_| AeadError::BadMessage)
         }
     }
-}
-
-fn run<A>(
-    c: &A,
-    dir: Direction,
-    nonce: &Nonce<aes::cipher::consts::U12>,
-    assoclen: usize,
-    data: &mut Vec<u8>,
-) -> Result<(), AeadError>
-where
-    A: AeadInOut<NonceSize = aes::cipher::consts::U12, TagSize = aes::cipher::consts::U16>,
-{
-    match dir {
-        Direction::Encrypt => {
-            let (ad, text) = data.split_at_mut(assoclen);
-            let tag = c
-                .encrypt_inout_detached(nonce, ad, text.into())
-                .map_err(|_| AeadError::TooShort {
-                    len: text.len(),
-                    assoclen,
-                    tag: " (too long for GCM)".into(),
-                })?;
-            data.extend_from_slice(&tag);
-        }
-        Direction::Decrypt => {
-            let end = data.len() - TAG;
-            let tag = Tag::<aes::cipher::consts::U16>::try_from(&data[end..])
-                .map_err(|_| AeadError::BadMessage)?;
-            let (ad, text) = data[..end].split_at_mut(assoclen);
-            if c.decrypt_inout_detached(nonce, ad, text.into(), &tag)
-                .is_err()
-            {
-                // Nothing of a forged message is handed back.
-                text.fill(0);
-                return Err(AeadError::BadMessage);
-            }
-            data.truncate(end);
-        }
-    }
-    Ok(())
 }
 
 /// The VAES kernel; on a CPU without it `new` never made a `Fast` key.

@@ -260,20 +260,13 @@ fn the_detached_daemon_at_vv_sends_no_plaintext_name_to_syslog() {
 /// A name planted in the cipher directory cannot start a log line of its own.
 #[test]
 fn a_planted_name_cannot_forge_a_log_line() {
-    use std::process::Stdio;
     let Some(m) = Mounted::new("forge", &[]) else {
         return;
     };
     m.unmount();
     fs::write(m.cipher.join("x\nFORGED [ERROR] all is lost"), b"").unwrap();
     let log = m.root.join("log");
-    let mut daemon = m
-        .foreground_command()
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    common::mount::wait_until("the mount", 20, || m.is_mounted());
+    let mut daemon = m.spawn_logging_to(&log);
     assert_eq!(fs::read_dir(&m.plain).unwrap().count(), 0);
     m.unmount();
     daemon.wait().unwrap();

@@ -81,6 +81,25 @@ pub mod independent;
 pub mod mount;
 pub mod users;
 
+/// Runs the test function `$name(mode)` in both sector modes, as the
+/// tests `$name::xts` and `$name::gcm`.
+#[macro_export]
+macro_rules! in_both_content_modes {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn xts() {
+                super::$name($crate::common::XTS)
+            }
+
+            #[test]
+            fn gcm() {
+                super::$name($crate::common::GCM)
+            }
+        }
+    };
+}
+
 /// A content mode the tests of contents run over: its name (a suffix for
 /// test directories) and the `init` flags that make it.
 #[derive(Clone, Copy, Debug)]

@@ -203,6 +203,28 @@ impl Mounted {
         c
     }
 
+    /// `cipherfs fsck` of this cipher directory (unmounted), with `extra`
+    /// flags such as `--repair`.
+    pub fn fsck(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["fsck", "--passfile", self.passfile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(self.cipher.to_str().unwrap());
+        cipherfs(&args)
+    }
+
+    /// Mounts in the foreground as a child whose log goes to `log`, and
+    /// waits for the mount.
+    pub fn spawn_logging_to(&self, log: &Path) -> std::process::Child {
+        let child = self
+            .foreground_command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_until("the mount", 20, || self.is_mounted());
+        child
+    }
+
     /// The master key, through `cipherfs info --show-masterkey`.
     pub fn master_key(&self) -> [u8; 64] {
         let out = cipherfs(&[

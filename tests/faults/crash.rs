@@ -92,15 +92,7 @@ fn writer(paths: Vec<(usize, PathBuf)>, model: Arc<Mutex<Model>>, seed: u64) {
     }
 }
 
-#[test]
-fn sigkill_mid_write_loses_no_finished_sector_xts() {
-    sigkill_mid_write_loses_no_finished_sector(crate::common::XTS);
-}
-
-#[test]
-fn sigkill_mid_write_loses_no_finished_sector_gcm() {
-    sigkill_mid_write_loses_no_finished_sector(crate::common::GCM);
-}
+crate::in_both_content_modes!(sigkill_mid_write_loses_no_finished_sector);
 
 fn sigkill_mid_write_loses_no_finished_sector(mode: crate::common::ContentMode) {
     let Some(mut m) = Mounted::new(&mode.test("crash"), mode.init) else {

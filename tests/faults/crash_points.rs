@@ -14,16 +14,7 @@ use crate::common::mount::{cipherfs, wait_until, Mounted, BIN};
 use cipherfs::crashpoint::POINTS;
 
 fn fsck(m: &Mounted, repair: bool) -> Output {
-    let mut args = vec!["fsck"];
-    if repair {
-        args.push("--repair");
-    }
-    args.extend([
-        "--passfile",
-        m.passfile.to_str().unwrap(),
-        m.cipher.to_str().unwrap(),
-    ]);
-    cipherfs(&args)
+    m.fsck(if repair { &["--repair"] } else { &[] })
 }
 
 /// fsck finds nothing, or only garbage that --repair removes.

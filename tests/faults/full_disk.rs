@@ -85,15 +85,7 @@ fn check(path: &Path, want: &[u8], what: &str) {
     assert!(got == want, "{what}: content differs");
 }
 
-#[test]
-fn a_full_backing_disk_fails_writes_cleanly_and_recovers_xts() {
-    a_full_backing_disk_fails_writes_cleanly_and_recovers(crate::common::XTS);
-}
-
-#[test]
-fn a_full_backing_disk_fails_writes_cleanly_and_recovers_gcm() {
-    a_full_backing_disk_fails_writes_cleanly_and_recovers(crate::common::GCM);
-}
+crate::in_both_content_modes!(a_full_backing_disk_fails_writes_cleanly_and_recovers);
 
 fn a_full_backing_disk_fails_writes_cleanly_and_recovers(mode: crate::common::ContentMode) {
     let disk = std::env::temp_dir().join(format!(
@@ -220,20 +212,12 @@ fn backing_blocks(m: &Mounted) -> u64 {
     std::os::unix::fs::MetadataExt::blocks(&fs::metadata(&files[0]).unwrap())
 }
 
+crate::in_both_content_modes!(a_write_far_past_the_end_stays_sparse);
+
 /// A write past the end leaves a hole, as on ext4: only the sectors written
 /// (and an old partial last sector) take backing space, so a 1-byte write at
 /// 100 GiB fits a 64 MiB disk, reads back with zeros before it, and the
 /// backing file stays a few blocks.
-#[test]
-fn a_write_far_past_the_end_stays_sparse_xts() {
-    a_write_far_past_the_end_stays_sparse(crate::common::XTS);
-}
-
-#[test]
-fn a_write_far_past_the_end_stays_sparse_gcm() {
-    a_write_far_past_the_end_stays_sparse(crate::common::GCM);
-}
-
 fn a_write_far_past_the_end_stays_sparse(mode: crate::common::ContentMode) {
     let disk = std::env::temp_dir().join(format!(
         "cipherfs-sparse-{}-{}",

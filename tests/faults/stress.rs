@@ -296,15 +296,7 @@ fn stacks(pid: &str) -> String {
     out
 }
 
-#[test]
-fn many_threads_for_a_while_lose_nothing_and_leak_nothing_xts() {
-    many_threads_for_a_while_lose_nothing_and_leak_nothing(crate::common::XTS);
-}
-
-#[test]
-fn many_threads_for_a_while_lose_nothing_and_leak_nothing_gcm() {
-    many_threads_for_a_while_lose_nothing_and_leak_nothing(crate::common::GCM);
-}
+crate::in_both_content_modes!(many_threads_for_a_while_lose_nothing_and_leak_nothing);
 
 fn many_threads_for_a_while_lose_nothing_and_leak_nothing(mode: crate::common::ContentMode) {
     let Some(mut m) = Mounted::new(&mode.test("stress"), mode.init) else {

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::mount::{cipherfs, write_private, Mounted};
+use crate::common::mount::{write_private, Mounted};
 
 fn nested() -> Vec<u8> {
     (0..10000u32)
@@ -38,12 +38,7 @@ fn copy_of(label: &str, src: &Path) -> Option<Mounted> {
 
 /// fsck finds the copy clean.
 fn assert_fsck_clean(m: &Mounted, what: &str) {
-    let fsck = cipherfs(&[
-        "fsck",
-        "--passfile",
-        m.passfile.to_str().unwrap(),
-        m.cipher.to_str().unwrap(),
-    ]);
+    let fsck = m.fsck(&[]);
     assert!(
         fsck.status.success(),
         "{what}: {}",

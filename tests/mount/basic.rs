@@ -28,15 +28,7 @@ fn sizes(sector: u64) -> Vec<u64> {
     v
 }
 
-#[test]
-fn every_size_round_trips_and_decrypts_independently_xts() {
-    every_size_round_trips_and_decrypts_independently(common::XTS);
-}
-
-#[test]
-fn every_size_round_trips_and_decrypts_independently_gcm() {
-    every_size_round_trips_and_decrypts_independently(common::GCM);
-}
+crate::in_both_content_modes!(every_size_round_trips_and_decrypts_independently);
 
 fn every_size_round_trips_and_decrypts_independently(mode: common::ContentMode) {
     let Some(m) = Mounted::new(&mode.test("sizes"), mode.init) else {
@@ -330,15 +322,7 @@ fn wrong_password_and_missing_config_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(12));
 }
 
-#[test]
-fn truncate_append_and_sparse_files_xts() {
-    truncate_append_and_sparse_files(common::XTS);
-}
-
-#[test]
-fn truncate_append_and_sparse_files_gcm() {
-    truncate_append_and_sparse_files(common::GCM);
-}
+crate::in_both_content_modes!(truncate_append_and_sparse_files);
 
 fn truncate_append_and_sparse_files(mode: common::ContentMode) {
     let Some(m) = Mounted::new(&mode.test("truncate"), mode.init) else {

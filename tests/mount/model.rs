@@ -168,15 +168,7 @@ fn apply(root: &Path, op: &Op) -> Result<(), i32> {
 /// Operation kinds: 0-10 and 12-14 change the tree, 11 reads.
 const KINDS: usize = 15;
 
-#[test]
-fn random_operations_match_a_plain_directory_across_remounts_xts() {
-    random_operations_match_a_plain_directory_across_remounts(crate::common::XTS);
-}
-
-#[test]
-fn random_operations_match_a_plain_directory_across_remounts_gcm() {
-    random_operations_match_a_plain_directory_across_remounts(crate::common::GCM);
-}
+crate::in_both_content_modes!(random_operations_match_a_plain_directory_across_remounts);
 
 fn random_operations_match_a_plain_directory_across_remounts(mode: crate::common::ContentMode) {
     let Some(m) = Mounted::new(&mode.test("model"), &mode.args(&["--sector-size", "512"])) else {

@@ -6,9 +6,8 @@
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use crate::common::mount::{cipherfs, wait_until, Mounted};
+use crate::common::mount::Mounted;
 use crate::common::{Rng, GCM};
 
 const S: usize = 4096;
@@ -123,13 +122,7 @@ fn tampered_sectors_give_eio_alone_and_fsck_names_exactly_them() {
     }
 
     let log = m.root.join("log");
-    let mut daemon = m
-        .foreground_command()
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until("the mount", 20, || m.is_mounted());
+    let mut daemon = m.spawn_logging_to(&log);
     for (case, d) in CASES.iter().zip(&data) {
         let f = fs::File::open(m.plain.join(case.name)).unwrap();
         assert_eq!(f.metadata().unwrap().len(), LEN as u64, "{}", case.name);
@@ -175,12 +168,7 @@ fn tampered_sectors_give_eio_alone_and_fsck_names_exactly_them() {
     );
 
     // fsck lists exactly those sectors, and nothing for the others.
-    let out = cipherfs(&[
-        "fsck",
-        "--passfile",
-        m.passfile.to_str().unwrap(),
-        m.cipher.to_str().unwrap(),
-    ]);
+    let out = m.fsck(&[]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(15), "{report}");
     let expect = [
@@ -284,12 +272,7 @@ fn what_gcm_does_not_detect_is_as_documented() {
     assert_eq!(read(names[4]), data[5], "whole files swapped");
     assert_eq!(read(names[5]), data[4], "whole files swapped");
     m.unmount();
-    let out = cipherfs(&[
-        "fsck",
-        "--passfile",
-        m.passfile.to_str().unwrap(),
-        m.cipher.to_str().unwrap(),
-    ]);
+    let out = m.fsck(&[]);
     assert!(
         out.status.success(),
         "{}",
