@@ -327,3 +327,48 @@ fn fsck_progress_counts_bytes_when_contents_are_authenticated() {
         }
     }
 }
+
+/// fsck skips holes (SEEK_DATA) instead of reading them: a 512 GiB sparse
+/// file is checked at once, and a forged sector past the hole is still named.
+#[test]
+fn fsck_skips_holes_but_not_the_sectors_after_them() {
+    let Some(m) = Mounted::new("holes", GCM.init) else {
+        return;
+    };
+    let far: u64 = 512 << 30;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(m.plain.join("sparse"))
+        .unwrap();
+    f.write_all_at(&[1u8; 5000], 0).unwrap();
+    f.write_all_at(&[2u8; 5000], far).unwrap();
+    drop(f);
+    m.unmount();
+    let stored = m.cipher_files().pop().unwrap();
+    let n = far / S as u64;
+    let at_far = 32 + n * STRIDE as u64 + 12 + 100;
+    let c = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&stored)
+        .unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact_at(&mut b, at_far).unwrap();
+    c.write_all_at(&[b[0] ^ 1], at_far).unwrap();
+    drop(c);
+    let start = std::time::Instant::now();
+    let out = m.fsck(&[]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "fsck read the hole: {:?}",
+        start.elapsed()
+    );
+    assert!(
+        report.contains(&format!("sector {n} fails authentication")),
+        "{report}"
+    );
+    assert_eq!(report.matches("fail").count(), 1, "{report}");
+}
