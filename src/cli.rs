@@ -107,7 +107,7 @@ pub enum Command {
         /// Let other users see the mount (needs user_allow_other in /etc/fuse.conf for non-root).
         #[arg(long)]
         allow_other: bool,
-        /// Mount options, comma-separated: ro, rw, allow_other, default_permissions, backend=, passfile=, extpass=, idle=, pidfile=, masterkey_file=, debug_names, noxattr, acl, nonempty, max_read=, fsname=, subtype=, and generic flags (nodev, nosuid, noatime, ...); others are refused by name.
+        /// Mount options, comma-separated: ro, rw, allow_other, default_permissions, backend=, passfile=, extpass=, idle=, pidfile=, masterkey_file=, debug_names, noxattr, acl, nonempty, sharedstorage, nosharedstorage, max_read=, fsname=, subtype=, and generic flags (nodev, nosuid, noatime, ...); others are refused by name.
         #[arg(short = 'o', value_name = "OPTIONS")]
         options: Vec<String>,
         /// Mount with the raw master key (hex, as `info --show-masterkey` prints it) from FILE, or stdin for -. FILE must not be readable by its group or others.

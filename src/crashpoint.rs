@@ -11,6 +11,7 @@ pub const POINTS: &[&str] = &[
     "mkdir-wrote-iv",
     "mkdir-set-mode",
     "mkdir-renamed",
+    "longname-wrote-temp",
     "longname-wrote-companion",
     "longlink-wrote-companion",
     "config-wrote-temp",

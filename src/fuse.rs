@@ -17,8 +17,12 @@ use crate::fs::{Attr, Caller, CipherFs, FsError, Kind, SetAttr, SetTime};
 use fuser::ReplyXattr;
 
 /// How long the kernel may cache attributes and names: short, so changes
-/// made to the cipher directory underneath show up within a second.
+/// made to the cipher directory underneath show up within a second; not at
+/// all on shared storage, where another machine's change must show at the
+/// next call. (Negative entries are never cached: a missing name is an
+/// ENOENT reply, not an entry with node id 0.)
 const TTL: Duration = Duration::from_secs(1);
+const SHARED_TTL: Duration = Duration::ZERO;
 
 pub struct FuseAdapter {
     fs: CipherFs,
@@ -28,6 +32,14 @@ pub struct FuseAdapter {
 impl FuseAdapter {
     pub fn new(fs: CipherFs) -> Self {
         Self { fs, xattrs: true }
+    }
+
+    fn ttl(&self) -> &'static Duration {
+        if self.fs.is_shared() {
+            &SHARED_TTL
+        } else {
+            &TTL
+        }
     }
 
     /// Answers every xattr request with ENOSYS, after which the kernel stops
@@ -94,7 +106,7 @@ impl FuseAdapter {
                     fa.kind = self.special_kind(id).unwrap_or(fa.kind);
                 }
                 fa.ino = INodeNo(id);
-                reply.entry(&TTL, &fa, Generation(0));
+                reply.entry(self.ttl(), &fa, Generation(0));
             }
             Err(e) => reply.error(errno(e)),
         }
@@ -112,7 +124,7 @@ impl FuseAdapter {
                     fa.kind = self.special_kind(id).unwrap_or(fa.kind);
                 }
                 fa.ino = INodeNo(id);
-                reply.attr(&TTL, &fa);
+                reply.attr(self.ttl(), &fa);
             }
             Err(e) => reply.error(errno(e)),
         }
@@ -172,6 +184,15 @@ impl Filesystem for FuseAdapter {
         ] {
             if config.add_capabilities(cap).is_err() {
                 log::debug!("the kernel does not offer {cap:?}");
+            }
+        }
+        if self.fs.is_shared() {
+            // The page cache of a file is dropped on open (no
+            // FOPEN_KEEP_CACHE), and with this also whenever a getattr (at
+            // every read, with no attribute caching) finds its size or mtime
+            // changed by another machine.
+            if let Err(missing) = config.add_capabilities(InitFlags::FUSE_AUTO_INVAL_DATA) {
+                log::warn!("the kernel does not offer {missing:?}: an open file may show another machine's writes late");
             }
         }
         if self.fs.acl_enabled() {
@@ -450,7 +471,7 @@ impl Filesystem for FuseAdapter {
                 fa.kind = self.special_kind(id).unwrap_or(fa.kind);
             }
             fa.ino = INodeNo(id);
-            !reply.add(INodeNo(id), next, name, &TTL, &fa, Generation(0))
+            !reply.add(INodeNo(id), next, name, self.ttl(), &fa, Generation(0))
         });
         match r {
             Ok(()) => reply.ok(),
@@ -504,19 +525,22 @@ impl Filesystem for FuseAdapter {
             .fs
             .creation_mode(parent.0, mode, umask, false)
             .and_then(|(mode, inherited)| {
-                let made = self.fs.create(parent.0, name, mode, flags, caller(req))?;
-                if let Err(e) = self.fs.inherit(made.0, inherited) {
-                    self.fs.release(made.2);
-                    return Err(e);
+                let c = self.fs.create(parent.0, name, mode, flags, caller(req))?;
+                // A file found there keeps its ACL, as open(2) leaves it.
+                if c.made {
+                    if let Err(e) = self.fs.inherit(c.id, inherited) {
+                        self.fs.release(c.fh);
+                        return Err(e);
+                    }
                 }
-                Ok(made)
+                Ok((c.id, c.attr, c.fh))
             });
         match r {
             Ok((id, attr, fh)) => {
                 let mut fa = file_attr(&attr, None);
                 fa.ino = INodeNo(id);
                 reply.created(
-                    &TTL,
+                    self.ttl(),
                     &fa,
                     Generation(0),
                     FileHandle(fh),

@@ -66,6 +66,7 @@ fn run(command: &Command, detached: bool) -> Result<(), Failure> {
                 acl: *acl,
                 nonempty: false,
                 default_permissions: false,
+                shared_storage: None,
             };
             cmd::options::apply(&mut opts, options)?;
             cmd::mount::run(cipherdir, mountpoint, &opts)

@@ -50,6 +50,9 @@ pub struct MountOptions {
     pub nonempty: bool,
     /// The kernel checks permissions even without allow_other.
     pub default_permissions: bool,
+    /// Shared-storage mode: `Some` as `-o [no]sharedstorage` said, `None`
+    /// to decide by the cipher directory's filesystem type.
+    pub shared_storage: Option<bool>,
 }
 
 /// Set (to 1) in the daemon's environment: report readiness on stdout.
@@ -121,10 +124,27 @@ fn run_inner(cipherdir: &Path, mountpoint: &Path, opts: &MountOptions) -> Result
     .map_err(|e| Failure::new(exitcode::CIPHERDIR, e))?;
     fs.set_debug_names(opts.debug_names);
     fs.set_acl(opts.acl);
+    // Said in the mount's own log line, so a mount still logs two lines.
+    if let Some(why) = shared_storage(cipherdir, opts) {
+        what.push_str(&format!("; shared-storage mode ({why})"));
+        fs.set_shared(true);
+    }
     // The kernel applied the caller's umask to every mode it sends; the
     // daemon's own would take bits away a second time.
     rustix::process::umask(rustix::fs::Mode::empty());
     serve(fs, cipherdir, mountpoint, opts, &what)
+}
+
+/// Why the mount runs in shared-storage mode, if it does: asked for, or
+/// the cipher directory is on a network or cluster filesystem.
+fn shared_storage(cipherdir: &Path, opts: &MountOptions) -> Option<String> {
+    match opts.shared_storage {
+        Some(true) => Some("-o sharedstorage".into()),
+        Some(false) => None,
+        None => crate::fs::network_filesystem(cipherdir).map(|t| {
+            format!("the cipher directory is on {t}, which other machines may mount; -o nosharedstorage turns it off")
+        }),
+    }
 }
 
 /// Every node the kernel holds keeps a descriptor open, so the daemon needs
@@ -495,6 +515,11 @@ fn spawn_daemon(
     }
     if opts.nonempty {
         cmd.arg("-o").arg("nonempty");
+    }
+    match opts.shared_storage {
+        Some(true) => _ = cmd.arg("-o").arg("sharedstorage"),
+        Some(false) => _ = cmd.arg("-o").arg("nosharedstorage"),
+        None => {}
     }
     if opts.default_permissions {
         cmd.arg("-o").arg("default_permissions");

@@ -23,6 +23,8 @@ pub const OWN_OPTIONS: &[&str] = &[
     "noxattr",
     "acl",
     "nonempty",
+    "sharedstorage",
+    "nosharedstorage",
     "max_read=",
     "fsname=",
     "subtype=",
@@ -76,6 +78,8 @@ pub fn apply(opts: &mut MountOptions, list: &[String]) -> Result<(), Failure> {
             ("noxattr", None) => opts.no_xattr = true,
             ("acl", None) => opts.acl = true,
             ("nonempty", None) => opts.nonempty = true,
+            ("sharedstorage", None) => opts.shared_storage = Some(true),
+            ("nosharedstorage", None) => opts.shared_storage = Some(false),
             // The mount's source and type: kept for the mount call.
             ("subtype" | "fsname", Some(_)) => opts.extra.push(o.to_string()),
             (k, _) if crate::helper::is_mount8_option(k) => {}

@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
-use rustix::fs::{openat, renameat_with, Dir, Mode, OFlags, RenameFlags};
+use rustix::fs::{openat, renameat, renameat_with, Dir, Mode, OFlags, RenameFlags};
 
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
@@ -16,7 +16,7 @@ use super::{Attr, CipherFs, Handle};
 use crate::crashpoint;
 use crate::names::{
     is_internal, parse_long_name, StoredName, DIRIV_LEN, DIRIV_NAME, LONGNAME_MAX, LONGNAME_PREFIX,
-    LONGNAME_SUFFIX, MKDIR_TMP_PREFIX,
+    LONGNAME_SUFFIX, LONGNAME_TMP_PREFIX, MKDIR_TMP_PREFIX,
 };
 use crate::untrusted;
 
@@ -132,31 +132,75 @@ impl CipherFs {
         Ok(self.names.encrypt(name.as_bytes(), &iv)?)
     }
 
-    /// Writes a long name's companion file before its entry is created.
+    /// Writes a long name's companion before its entry is created: to a
+    /// temporary name, renamed into place. Its content follows from the
+    /// name, so replacing one that another machine just wrote for the same
+    /// name changes nothing, and no one ever reads half of one.
     pub(super) fn write_companion(&self, dir: &Node, stored: &StoredName) -> FsResult<()> {
-        if let StoredName::Long { short, full } = stored {
-            let companion = format!("{short}{LONGNAME_SUFFIX}");
-            let mut f =
-                untrusted::create_regular(&dir.fd, companion.as_str(), 0o400).map_err(|e| {
-                    log::warn!("{}/{companion}: {e}", self.describe(dir));
-                    FsError(e.errno())
-                })?;
+        let StoredName::Long { short, full } = stored else {
+            return Ok(());
+        };
+        let companion = format!("{short}{LONGNAME_SUFFIX}");
+        let tmp = format!(
+            "{LONGNAME_TMP_PREFIX}{:016x}",
+            u64::from_le_bytes(crate::crypto::random_array().map_err(|_| FsError::EIO)?)
+        );
+        let written = (|| -> FsResult<()> {
+            let mut f = untrusted::create_regular(&dir.fd, tmp.as_str(), 0o400).map_err(|e| {
+                log::warn!("{}/{tmp}: {e}", self.describe(dir));
+                FsError(e.errno())
+            })?;
             f.write_all(full.as_bytes())?;
             f.sync_all()?;
-            crashpoint::at("longname-wrote-companion");
+            crashpoint::at("longname-wrote-temp");
+            renameat(&dir.fd, tmp.as_str(), &dir.fd, companion.as_str())?;
+            Ok(())
+        })();
+        if written.is_err() {
+            let _ = rustix::fs::unlinkat(&dir.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
         }
+        written?;
+        crashpoint::at("longname-wrote-companion");
         Ok(())
     }
 
-    /// Removes a long name's companion after its entry is gone.
-    pub(super) fn remove_companion(&self, dir: &Node, stored: &StoredName) {
+    /// After a long-named entry was made: its companion is there. Another
+    /// machine removing the same name may have taken it away between the
+    /// two steps (see `drop_companion`); it is written again then.
+    pub(super) fn keep_companion(&self, dir: &Node, stored: &StoredName) -> FsResult<()> {
+        match stored {
+            StoredName::Long { short, .. }
+                if !self.entry_exists(dir, &format!("{short}{LONGNAME_SUFFIX}")) =>
+            {
+                self.write_companion(dir, stored)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a long name's companion once its entry is gone, and only
+    /// then: should the entry be there again (made meanwhile, by another
+    /// machine), the companion is put back. With `keep_companion` on the
+    /// making side, whichever step comes last leaves entry and companion
+    /// agreeing.
+    pub(super) fn drop_companion(&self, dir: &Node, stored: &StoredName) {
         if let StoredName::Long { short, .. } = stored {
+            if self.entry_exists(dir, stored.entry()) {
+                return;
+            }
             let _ = rustix::fs::unlinkat(
                 &dir.fd,
                 format!("{short}{LONGNAME_SUFFIX}"),
                 rustix::fs::AtFlags::empty(),
             );
+            if self.entry_exists(dir, stored.entry()) {
+                let _ = self.write_companion(dir, stored);
+            }
         }
+    }
+
+    pub(super) fn entry_exists(&self, dir: &Node, entry: &str) -> bool {
+        rustix::fs::statat(&dir.fd, entry, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
     }
 
     /// The encoded name behind a directory entry: the entry itself, or for a
@@ -351,13 +395,10 @@ impl CipherFs {
                 rustix::fs::AtFlags::empty(),
             )?;
             crashpoint::at("mkdir-set-mode");
-            renameat_with(
-                &parent.fd,
-                tmp.as_str(),
-                &parent.fd,
-                entry,
-                RenameFlags::NOREPLACE,
-            )?;
+            if !self.rename_new_dir(parent, &tmp, entry)? {
+                let _ =
+                    rustix::fs::unlinkat(&parent.fd, tmp.as_str(), rustix::fs::AtFlags::REMOVEDIR);
+            }
             crashpoint::at("mkdir-renamed");
             Ok(())
         })();
@@ -370,6 +411,54 @@ impl CipherFs {
             let _ = rustix::fs::unlinkat(&parent.fd, tmp.as_str(), rustix::fs::AtFlags::REMOVEDIR);
         }
         result
+    }
+}
+
+impl CipherFs {
+    /// Renames a complete new directory into place, unless `entry` exists
+    /// (EEXIST). Where the backing filesystem refuses RENAME_NOREPLACE
+    /// (GlusterFS's FUSE client: EINVAL; some NFS servers: ENOSYS), a plain
+    /// rename does the same: a directory cannot replace a non-directory
+    /// (ENOTDIR, EISDIR), nor one that holds anything (ENOTEMPTY, EEXIST),
+    /// and every directory cipherfs makes holds its IV from the start.
+    /// Plaintext names have no IV, so there the directory is made in place
+    /// with the temporary one's mode, and false says the temporary one is
+    /// left to remove.
+    fn rename_new_dir(&self, parent: &Node, tmp: &str, entry: &str) -> FsResult<bool> {
+        use std::sync::atomic::Ordering;
+        if !self.no_noreplace.load(Ordering::Relaxed) {
+            match renameat_with(&parent.fd, tmp, &parent.fd, entry, RenameFlags::NOREPLACE) {
+                Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+                    log::info!(
+                        "{}: the backing filesystem refuses RENAME_NOREPLACE; mkdir renames \
+                         without it",
+                        self.describe(parent)
+                    );
+                    self.no_noreplace.store(true, Ordering::Relaxed);
+                }
+                r => return Ok(r.map(|()| true)?),
+            }
+        }
+        if self.names.is_plaintext() {
+            let mode = rustix::fs::statat(&parent.fd, tmp, rustix::fs::AtFlags::empty())?.st_mode;
+            rustix::fs::mkdirat(&parent.fd, entry, Mode::from_raw_mode(0o700))?;
+            rustix::fs::chmodat(
+                &parent.fd,
+                entry,
+                Mode::from_raw_mode(mode & 0o7777),
+                rustix::fs::AtFlags::empty(),
+            )?;
+            return Ok(false);
+        }
+        match renameat(&parent.fd, tmp, &parent.fd, entry) {
+            Err(
+                rustix::io::Errno::NOTDIR
+                | rustix::io::Errno::ISDIR
+                | rustix::io::Errno::NOTEMPTY
+                | rustix::io::Errno::EXIST,
+            ) => Err(FsError(libc::EEXIST)),
+            r => Ok(r.map(|()| true)?),
+        }
     }
 }
 

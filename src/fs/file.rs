@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::error::{FsError, FsResult};
 use super::node::{CachedCipher, Node, Stamp};
+use super::shared::{RangeLock, ReadLock};
 use super::CipherFs;
 use crate::content::{ContentError, FileCipher, FileHeader, HEADER_LEN};
 
@@ -29,10 +30,12 @@ impl CipherFs {
     }
 
     /// The file's cipher from its header, cached on the node while the
-    /// backing file stays as cipherfs last saw it (`stamp`).
+    /// backing file stays as cipherfs last saw it (`stamp`). On shared
+    /// storage the header is read every time (under the caller's lock): a
+    /// caching network filesystem may return a stale stamp.
     fn cipher_for(&self, node: &Node, file: &File, stamp: Stamp) -> FsResult<Arc<FileCipher>> {
         let mut slot = node.cipher.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = slot.as_ref().filter(|c| c.stamp == stamp) {
+        if let Some(c) = slot.as_ref().filter(|c| c.stamp == stamp && !self.shared) {
             return Ok(Arc::clone(&c.cipher));
         }
         let mut hb = [0u8; HEADER_LEN];
@@ -150,6 +153,11 @@ impl CipherFs {
         size: u32,
     ) -> FsResult<Vec<u8>> {
         let _shared = node.io.read().unwrap_or_else(|e| e.into_inner());
+        // Declared after the io guard, so released before it.
+        let _other_machines = self
+            .shared
+            .then(|| ReadLock::take(node, file))
+            .transpose()?;
         let (p_size, stamp) = self.file_state(node, file)?;
         if offset >= p_size || size == 0 {
             return Ok(Vec::new());
@@ -235,10 +243,10 @@ impl CipherFs {
             return Ok(0);
         }
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
-        let (old_p, stamp) = self.file_state(node, file)?;
+        let end = offset + data.len() as u64;
+        let (size_lock, old_p, stamp) = self.lock_size(node, file, end)?;
         let l = self.layout;
         let s = l.sector;
-        let end = offset + data.len() as u64;
         let new_p = old_p.max(end);
         let range = l.sectors_touched(offset, data.len() as u64);
         let (first, last) = (range.start, range.end - 1);
@@ -259,6 +267,13 @@ impl CipherFs {
             None => {}
         }
         let c_first = l.c_sector_offset(first);
+        // Another machine may rewrite other sectors meanwhile, not these.
+        let _range = match &size_lock {
+            Some(SizeLock {
+                exclusive: false, ..
+            }) => Some(RangeLock::take(file, c_first, buf_len, true)?),
+            _ => None,
+        };
         reserve(file, c_first, c_first + buf_len)?;
         let fc = if old_p == 0 {
             self.start_file(node, file).inspect_err(|_| {
@@ -295,9 +310,12 @@ impl CipherFs {
         fc.encrypt_run_in_place(first, &mut buf, new_p)?;
         file.write_all_at(&buf, c_first)?;
         // The stored size must match the new plaintext size exactly: a last
-        // sector that grew within its 16-byte block leaves stale filler.
+        // sector that grew within its 16-byte block leaves stale filler. On
+        // shared storage only a write that holds the size may set it: any
+        // other would cut off what another machine appended meanwhile.
         let mut m = file.metadata()?;
-        if m.len() != l.cipher_size(new_p) {
+        let may_resize = size_lock.as_ref().is_none_or(|k| k.exclusive);
+        if m.len() != l.cipher_size(new_p) && may_resize {
             file.set_len(l.cipher_size(new_p))?;
             m = file.metadata()?;
         }
@@ -305,8 +323,45 @@ impl CipherFs {
         Ok(data.len() as u32)
     }
 
+    /// The plaintext size before a write that ends at `end`, and the
+    /// backing file's state; on shared storage read under the size lock,
+    /// exclusive when the write grows the file (it then sets the size and
+    /// may write the header), shared otherwise.
+    fn lock_size<'f>(
+        &self,
+        node: &Node,
+        file: &'f File,
+        end: u64,
+    ) -> FsResult<(Option<SizeLock<'f>>, u64, Stamp)> {
+        let (mut p, mut stamp) = self.file_state(node, file)?;
+        if !self.shared {
+            return Ok((None, p, stamp));
+        }
+        let mut exclusive = end > p;
+        loop {
+            let lock = RangeLock::size(file, exclusive)?;
+            (p, stamp) = self.file_state(node, file)?;
+            if exclusive || end <= p {
+                let lock = SizeLock {
+                    _lock: lock,
+                    exclusive,
+                };
+                return Ok((Some(lock), p, stamp));
+            }
+            // Another machine cut the file meanwhile: this write grows it.
+            // Released before waiting again, so two such writers cannot
+            // each hold what the other waits for.
+            drop(lock);
+            exclusive = true;
+        }
+    }
+
     pub(super) fn truncate_file(&self, node: &Node, file: &File, new_p: u64) -> FsResult<()> {
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
+        let _size = self
+            .shared
+            .then(|| RangeLock::size(file, true))
+            .transpose()?;
         let (old_p, stamp) = self.file_state(node, file)?;
         let l = self.layout;
         let s = l.sector;
@@ -346,6 +401,12 @@ impl CipherFs {
         self.restamp(node, &file.metadata()?);
         Ok(())
     }
+}
+
+/// A write's hold on the size byte (shared storage).
+struct SizeLock<'f> {
+    _lock: RangeLock<'f>,
+    exclusive: bool,
 }
 
 /// Reserves backing space for the stored bytes `[from, to)` before anything

@@ -10,6 +10,7 @@ mod file;
 mod link;
 mod node;
 mod ops;
+mod shared;
 mod xattr;
 
 use std::collections::HashMap;
@@ -25,7 +26,8 @@ pub use acl::Inherited;
 pub use dir::{write_diriv, DirEntry};
 pub use error::{FsError, FsResult};
 pub use node::{Kind, Node, ROOT_ID};
-pub use ops::{Caller, SetAttr, SetTime, StatFs};
+pub use ops::{Caller, CreatedFile, SetAttr, SetTime, StatFs};
+pub use shared::network_filesystem;
 
 use crate::config::Params;
 use crate::content::{mode_of, Layout};
@@ -118,6 +120,10 @@ pub struct CipherFs {
     backend: Backend,
     /// What new file headers say, and old ones must (cipherfs(5)).
     format_version: u16,
+    /// Other machines mount the same cipher directory (`-o sharedstorage`).
+    shared: bool,
+    /// The backing filesystem refused RENAME_NOREPLACE once (see mkdir).
+    no_noreplace: std::sync::atomic::AtomicBool,
 }
 
 fn time(secs: i64, nsecs: i64) -> SystemTime {
@@ -169,6 +175,8 @@ impl CipherFs {
             ),
             backend,
             format_version: params.format_version as u16,
+            shared: false,
+            no_noreplace: Default::default(),
         })
     }
 
@@ -207,6 +215,16 @@ impl CipherFs {
 
     pub fn acl_enabled(&self) -> bool {
         self.acl
+    }
+
+    /// Shared storage: other machines mount the same cipher directory, so
+    /// file I/O takes locks on the backing files (see `shared`).
+    pub fn set_shared(&mut self, on: bool) {
+        self.shared = on;
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Log lines name files by their plaintext names too (`--debug-names`).

@@ -15,7 +15,6 @@ use rustix::fs::{
 use super::error::{FsError, FsResult};
 use super::node::{Kind, Node};
 use super::{Attr, CipherFs, Handle};
-use crate::names::StoredName;
 
 /// A time to set, as FUSE gives it.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +43,16 @@ pub struct SetAttr {
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+}
+
+/// A file `create` opened: its node (one kernel reference), attributes,
+/// handle, and whether it made the file or found it there.
+#[derive(Clone, Copy, Debug)]
+pub struct CreatedFile {
+    pub id: u64,
+    pub attr: Attr,
+    pub fh: u64,
+    pub made: bool,
 }
 
 /// Filesystem statistics for statfs.
@@ -191,7 +200,8 @@ impl CipherFs {
     }
 
     /// Runs `make` to create the entry for `name` in `parent` (writing a long
-    /// name's companion first, removing it if `make` fails), then looks it up.
+    /// name's companion first, removing it if `make` fails and no entry of
+    /// that name is there), then looks it up.
     fn create_entry(
         &self,
         parent: u64,
@@ -201,15 +211,12 @@ impl CipherFs {
     ) -> FsResult<(u64, Attr)> {
         let parent = self.node(parent)?;
         let stored = self.stored_name(&parent, name)?;
-        let had_companion =
-            matches!(stored, StoredName::Long { .. }) && self.entry_exists(&parent, stored.entry());
         self.write_companion(&parent, &stored)?;
         if let Err(e) = make(&parent, stored.entry()) {
-            if !had_companion {
-                self.remove_companion(&parent, &stored);
-            }
+            self.drop_companion(&parent, &stored);
             return Err(e);
         }
+        self.keep_companion(&parent, &stored)?;
         if let Some(caller) = owner {
             self.give_to(&parent, stored.entry(), caller)?;
         }
@@ -238,10 +245,6 @@ impl CipherFs {
             AtFlags::SYMLINK_NOFOLLOW,
         )?;
         Ok(())
-    }
-
-    fn entry_exists(&self, dir: &Node, entry: &str) -> bool {
-        rustix::fs::statat(&dir.fd, entry, AtFlags::SYMLINK_NOFOLLOW).is_ok()
     }
 
     pub fn mkdir(
@@ -313,6 +316,10 @@ impl CipherFs {
         })
     }
 
+    /// Creates and opens a regular file. Without O_EXCL, a file of that
+    /// name made meanwhile (by another machine: the kernel asked because
+    /// its lookup found none) is opened instead, as open(2) would, and
+    /// truncated for O_TRUNC; `made` tells which.
     pub fn create(
         &self,
         parent: u64,
@@ -320,9 +327,9 @@ impl CipherFs {
         mode: u32,
         flags: i32,
         caller: Caller,
-    ) -> FsResult<(u64, Attr, u64)> {
+    ) -> FsResult<CreatedFile> {
         let mut created: Option<File> = None;
-        let (id, attr) = self.create_entry(parent, name, Some(caller), |p, entry| {
+        let made = self.create_entry(parent, name, Some(caller), |p, entry| {
             let fd = openat(
                 &p.fd,
                 entry,
@@ -331,14 +338,44 @@ impl CipherFs {
             )?;
             created = Some(File::from(fd));
             Ok(())
-        })?;
+        });
+        let (id, attr) = match made {
+            Err(e) if e == FsError(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
+                let (id, _) = self.lookup(parent, name)?;
+                let fh = self.open(id, flags).inspect_err(|_| self.forget(id, 1))?;
+                if flags & libc::O_TRUNC != 0 {
+                    let set = SetAttr {
+                        size: Some(0),
+                        ..SetAttr::default()
+                    };
+                    if let Err(e) = self.setattr(id, Some(fh), set) {
+                        self.release(fh);
+                        self.forget(id, 1);
+                        return Err(e);
+                    }
+                }
+                let attr = self.getattr(id)?;
+                return Ok(CreatedFile {
+                    id,
+                    attr,
+                    fh,
+                    made: false,
+                });
+            }
+            r => r?,
+        };
         let node = self.node(id)?;
         let file = match created {
             Some(f) => f,
             None => self.reopen(&node, flags)?,
         };
         let fh = self.add_handle(Handle::File { node, file });
-        Ok((id, attr, fh))
+        Ok(CreatedFile {
+            id,
+            attr,
+            fh,
+            made: true,
+        })
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr) -> FsResult<()> {
@@ -346,7 +383,7 @@ impl CipherFs {
         let stored = self.stored_name(&parent, name)?;
         let last = self.last_long_link(&parent, stored.entry(), None);
         rustix::fs::unlinkat(&parent.fd, stored.entry(), AtFlags::empty())?;
-        self.remove_companion(&parent, &stored);
+        self.drop_companion(&parent, &stored);
         self.drop_long_target(last);
         Ok(())
     }
@@ -367,7 +404,7 @@ impl CipherFs {
             }
             return Err(e.into());
         }
-        self.remove_companion(&parent, &stored);
+        self.drop_companion(&parent, &stored);
         Ok(())
     }
 
@@ -382,7 +419,6 @@ impl CipherFs {
         let (p, np) = (self.node(parent)?, self.node(newparent)?);
         let from = self.stored_name(&p, name)?;
         let to = self.stored_name(&np, newname)?;
-        let had = matches!(to, StoredName::Long { .. }) && self.entry_exists(&np, to.entry());
         self.write_companion(&np, &to)?;
         let rflags = RenameFlags::from_bits_truncate(flags);
         // rename(2) replaces an empty directory; the backing one still
@@ -396,14 +432,13 @@ impl CipherFs {
             if let Some(emptied) = replaced {
                 emptied.restore();
             }
-            if !had {
-                self.remove_companion(&np, &to);
-            }
+            self.drop_companion(&np, &to);
             return Err(e.into());
         }
+        self.keep_companion(&np, &to)?;
         // After an exchange both names still have entries; otherwise the old one is gone.
         if !rflags.contains(RenameFlags::EXCHANGE) && (p.id != np.id || from != to) {
-            self.remove_companion(&p, &from);
+            self.drop_companion(&p, &from);
         }
         self.drop_long_target(last);
         Ok(())

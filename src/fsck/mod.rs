@@ -24,7 +24,8 @@ use crate::content::{mode_of, Layout, SectorMode};
 use crate::crypto::MasterKey;
 use crate::names::{
     is_longlink, parse_long_name, parse_long_target, NameCipher, NameError, DIRIV_LEN, DIRIV_NAME,
-    LONGLINK_MAX, LONGNAME_MAX, LONGNAME_PREFIX, LONGNAME_SUFFIX, MKDIR_TMP_PREFIX,
+    LONGLINK_MAX, LONGNAME_MAX, LONGNAME_PREFIX, LONGNAME_SUFFIX, LONGNAME_TMP_PREFIX,
+    MKDIR_TMP_PREFIX,
 };
 use crate::skcipher::Backend;
 use crate::untrusted;
@@ -336,6 +337,12 @@ impl<'a> Checker<'a> {
                     false,
                 )
             });
+        }
+        if entry.starts_with(LONGNAME_TMP_PREFIX) {
+            return Some((
+                "temporary long-name companion of an interrupted create".into(),
+                true,
+            ));
         }
         if at_root && is_longlink(entry.as_bytes()) {
             // Judged once the whole tree is walked (orphan_long_targets).

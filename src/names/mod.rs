@@ -111,6 +111,10 @@ pub fn is_internal(entry: &str) -> bool {
 /// its IV inside (`fs::dir`); hidden, and garbage if a crash leaves it.
 pub const MKDIR_TMP_PREFIX: &str = ".cipherfs.mkdir.";
 
+/// Prefix of a long name's companion being written, before it is renamed
+/// into place (so no one ever reads half of one).
+pub const LONGNAME_TMP_PREFIX: &str = ".cipherfs.longname.";
+
 /// The longest companion cipherfs writes: the encoded form of a name of
 /// NAME_MAX bytes, padded to 256 and base64url-encoded (342 bytes).
 pub const LONGNAME_MAX: usize = (NAME_MAX.div_ceil(16) * 16 * 4).div_ceil(3);

@@ -143,7 +143,8 @@ impl Mounted {
     pub fn remount_with_pidfile(&mut self) -> String {
         self.unmount();
         let pidfile = self.root.join("pid");
-        self.extra = vec!["--pidfile".into(), pidfile.display().to_string()];
+        self.extra
+            .extend(["--pidfile".into(), pidfile.display().to_string()]);
         self.mount();
         std::fs::read_to_string(&pidfile)
             .unwrap()

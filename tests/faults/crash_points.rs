@@ -69,9 +69,10 @@ fn a_crash_at_any_step_of_mkdir_or_a_long_name_or_target_leaves_nothing_half_mad
     };
     fs::write(m.plain.join("before"), b"data").unwrap();
     m.unmount();
-    let long = "N".repeat(200);
     let long_target = "T/".repeat(2000);
     for point in POINTS.iter().filter(|p| !p.starts_with("config")) {
+        // One long name per point: each point's name is made afterwards.
+        let long = format!("{point}{}", "N".repeat(200));
         let dir = m.plain.join(format!("dir-{point}"));
         crash_daemon_at(&m, point, || {
             if point.starts_with("mkdir") {

@@ -299,10 +299,41 @@ fn stacks(pid: &str) -> String {
 crate::in_both_content_modes!(many_threads_for_a_while_lose_nothing_and_leak_nothing);
 
 fn many_threads_for_a_while_lose_nothing_and_leak_nothing(mode: crate::common::ContentMode) {
-    let Some(mut m) = Mounted::new(&mode.test("stress"), mode.init) else {
+    stress(&mode.test("stress"), mode.init, false);
+}
+
+/// The same threads, every other one on a second mount of the same cipher
+/// directory, both in shared-storage mode: two clients of one store.
+#[test]
+fn the_stress_threads_split_across_two_shared_storage_mounts_lose_nothing() {
+    stress("stress-two-mounts", &[], true);
+}
+
+/// A second mount of `m`'s cipher directory, in shared-storage mode.
+fn second_mount(m: &Mounted) -> PathBuf {
+    let p = m.root.join("p2");
+    fs::create_dir_all(&p).unwrap();
+    let out = crate::common::mount::cipherfs(&[
+        "mount",
+        "--passfile",
+        m.passfile.to_str().unwrap(),
+        "-o",
+        "sharedstorage",
+        m.cipher.to_str().unwrap(),
+        p.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "second mount: {out:?}");
+    p
+}
+
+fn stress(test: &str, init: &[&str], two_mounts: bool) {
+    let Some(mut m) = Mounted::new(test, init) else {
         return;
     };
     raise_own_fd_limit();
+    if two_mounts {
+        m.extra = vec!["-o".into(), "sharedstorage".into()];
+    }
     let secs: u64 = std::env::var("CIPHERFS_STRESS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -312,6 +343,13 @@ fn many_threads_for_a_while_lose_nothing_and_leak_nothing(mode: crate::common::C
     drop_caches();
     let fds_before = fd_count(&pid);
 
+    let plain_b = if two_mounts {
+        second_mount(&m)
+    } else {
+        m.plain.clone()
+    };
+    // Thread i works on mount A when even, on B when odd.
+    let on = |i: usize| if i.is_multiple_of(2) { &m.plain } else { &plain_b };
     let shared_path = m.plain.join("shared");
     let mut init = Vec::with_capacity(SHARED_LEN);
     for i in 0..WRITERS * SLOTS {
@@ -340,7 +378,7 @@ fn many_threads_for_a_while_lose_nothing_and_leak_nothing(mode: crate::common::C
     };
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let (p, s) = (shared_path.clone(), Arc::clone(&s));
+        let (p, s) = (on(w).join("shared"), Arc::clone(&s));
         let (tx, rx) = std::sync::mpsc::channel();
         spawn(Box::new(move || tx.send(writer(p, w, s)).unwrap()));
         writers.push(rx);
@@ -349,18 +387,18 @@ fn many_threads_for_a_while_lose_nothing_and_leak_nothing(mode: crate::common::C
     let mapper_t = spawn(Box::new(move || mtx.send(mapper(p, s2)).unwrap()));
     let mut others = Vec::new();
     for r in 0..2 {
-        let (p, s) = (shared_path.clone(), Arc::clone(&s));
+        let (p, s) = (on(r as usize).join("shared"), Arc::clone(&s));
         others.push(spawn(Box::new(move || direct_reader(p, r + 1, s))));
     }
     for which in 0..3 {
-        let (d, s) = (m.plain.join("churn"), Arc::clone(&s));
+        let (d, s) = (on(which).join("churn"), Arc::clone(&s));
         others.push(spawn(match which {
             0 => Box::new(move || churner(d, s)),
             _ => Box::new(move || opener(d, s)),
         }));
     }
     {
-        let (d, s) = (m.plain.join("many"), Arc::clone(&s));
+        let (d, s) = (on(1).join("many"), Arc::clone(&s));
         others.push(spawn(Box::new(move || hoarder(d, s))));
     }
 
@@ -441,6 +479,14 @@ fn many_threads_for_a_while_lose_nothing_and_leak_nothing(mode: crate::common::C
         fds_after <= fds_before + 2,
         "the daemon holds {fds_after} descriptors after the run, {fds_before} before: a leak"
     );
+    if two_mounts {
+        let out = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg(&plain_b)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "unmounting B: {out:?}");
+    }
     m.remount();
     assert_eq!(check("after a remount"), a);
 }

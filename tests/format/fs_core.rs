@@ -35,7 +35,7 @@ fn core_fs(name: &str) -> (CipherFs, std::path::PathBuf) {
 fn reads_never_see_a_sector_while_a_writer_rewrites_it() {
     let (fs, dir) = core_fs("torn");
     let len = 3 * 4096;
-    let (_, _, fh) = fs
+    let fh = fs
         .create(
             ROOT_ID,
             OsStr::new("f"),
@@ -43,7 +43,8 @@ fn reads_never_see_a_sector_while_a_writer_rewrites_it() {
             libc::O_RDWR,
             cipherfs::fs::Caller { uid: 0, gid: 0 },
         )
-        .unwrap();
+        .unwrap()
+        .fh;
     fs.write(fh, 0, &vec![0xAA; len], false).unwrap();
     let runs = common::torn_sector_reads(
         2000,
