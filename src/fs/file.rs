@@ -35,7 +35,10 @@ impl CipherFs {
     /// caching network filesystem may return a stale stamp.
     fn cipher_for(&self, node: &Node, file: &File, stamp: Stamp) -> FsResult<Arc<FileCipher>> {
         let mut slot = node.cipher.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = slot.as_ref().filter(|c| c.stamp == stamp && !self.shared) {
+        if let Some(c) = slot
+            .as_ref()
+            .filter(|c| c.stamp == stamp && !self.is_shared())
+        {
             return Ok(Arc::clone(&c.cipher));
         }
         let mut hb = [0u8; HEADER_LEN];
@@ -147,7 +150,7 @@ impl CipherFs {
 
     pub(super) fn read_file(
         &self,
-        node: &Node,
+        node: &Arc<Node>,
         file: &File,
         offset: u64,
         size: u32,
@@ -156,7 +159,8 @@ impl CipherFs {
         // Declared after the io guard, so released before it.
         let _other_machines = self
             .shared
-            .then(|| ReadLock::take(node, file))
+            .as_ref()
+            .map(|r| ReadLock::take(node, file, r))
             .transpose()?;
         let (p_size, stamp) = self.file_state(node, file)?;
         if offset >= p_size || size == 0 {
@@ -243,6 +247,7 @@ impl CipherFs {
             return Ok(0);
         }
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
+        node.readers.release();
         let end = offset + data.len() as u64;
         let (size_lock, old_p, stamp) = self.lock_size(node, file, end)?;
         let l = self.layout;
@@ -334,7 +339,7 @@ impl CipherFs {
         end: u64,
     ) -> FsResult<(Option<SizeLock<'f>>, u64, Stamp)> {
         let (mut p, mut stamp) = self.file_state(node, file)?;
-        if !self.shared {
+        if !self.is_shared() {
             return Ok((None, p, stamp));
         }
         let mut exclusive = end > p;
@@ -358,8 +363,9 @@ impl CipherFs {
 
     pub(super) fn truncate_file(&self, node: &Node, file: &File, new_p: u64) -> FsResult<()> {
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
+        node.readers.release();
         let _size = self
-            .shared
+            .is_shared()
             .then(|| RangeLock::size(file, true))
             .transpose()?;
         let (old_p, stamp) = self.file_state(node, file)?;

@@ -120,8 +120,9 @@ pub struct CipherFs {
     backend: Backend,
     /// What new file headers say, and old ones must (cipherfs(5)).
     format_version: u16,
-    /// Other machines mount the same cipher directory (`-o sharedstorage`).
-    shared: bool,
+    /// Other machines mount the same cipher directory (`-o sharedstorage`):
+    /// then file I/O takes locks, and this lets lingering ones go.
+    shared: Option<shared::Releaser>,
     /// The backing filesystem refused RENAME_NOREPLACE once (see mkdir).
     no_noreplace: std::sync::atomic::AtomicBool,
 }
@@ -175,7 +176,7 @@ impl CipherFs {
             ),
             backend,
             format_version: params.format_version as u16,
-            shared: false,
+            shared: None,
             no_noreplace: Default::default(),
         })
     }
@@ -220,11 +221,11 @@ impl CipherFs {
     /// Shared storage: other machines mount the same cipher directory, so
     /// file I/O takes locks on the backing files (see `shared`).
     pub fn set_shared(&mut self, on: bool) {
-        self.shared = on;
+        self.shared = on.then(shared::Releaser::start);
     }
 
     pub fn is_shared(&self) -> bool {
-        self.shared
+        self.shared.is_some()
     }
 
     /// Log lines name files by their plaintext names too (`--debug-names`).

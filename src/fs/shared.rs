@@ -14,12 +14,14 @@
 //! - the whole file, shared, while a daemon reads, so no read sees half of
 //!   another machine's write. A daemon's concurrent readers of one node
 //!   share one such lock (see `ReadLock`): OFD locks of one description
-//!   merge, and the first reader to unlock would drop the others' lock.
+//!   merge, and the first reader to unlock would drop the others' lock. It
+//!   lingers a little after the last read (see `LINGER`).
 
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg};
 
@@ -134,47 +136,125 @@ impl Drop for RangeLock<'_> {
     }
 }
 
-/// The whole-file shared lock of one node's readers in this daemon, taken by
-/// the first and released by the last (on a duplicate of the first reader's
-/// descriptor, which shares its open file description).
+/// How long a daemon keeps its readers' lock on a file after the last read
+/// ends. Sequential reads come as a train of requests with gaps between
+/// them; taking the lock anew for each would drop the backing file's cached
+/// pages (readahead included) each time. Another machine's writer waits
+/// this long at most.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// The whole-file shared lock of one node's readers in this daemon: taken
+/// by the first, kept while any reads and for `LINGER` after (released then
+/// by the `Releaser`), or until a writer of this daemon needs the file. It
+/// is held on a duplicate of the first reader's descriptor (the same open
+/// file description).
 #[derive(Default)]
 pub struct Readers {
-    held: Mutex<(usize, Option<File>)>,
+    held: Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    readers: usize,
+    lock: Option<File>,
+    /// Counts the times the readers went to none, so that a release
+    /// scheduled then is skipped once reading started again.
+    idle: u64,
+}
+
+impl Readers {
+    fn state(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives the lock up now: a writer of this daemon is about to take its
+    /// own (on another description, which the readers' lock would block).
+    /// The caller holds the node's io lock exclusively, so no one reads.
+    pub fn release(&self) {
+        if let Some(f) = self.state().lock.take() {
+            unlock_all(&f);
+        }
+    }
+}
+
+fn unlock_all(f: &File) {
+    let _ = set(f, &flock(libc::F_UNLCK, 0, 0), false);
+}
+
+/// Releases lingering read locks once their time is up: one thread per
+/// mount, sleeping while there is nothing to do.
+pub struct Releaser {
+    tx: crossbeam_channel::Sender<(Instant, Weak<Node>, u64)>,
+}
+
+impl Releaser {
+    pub fn start() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Weak<Node>, u64)>();
+        let spawned = std::thread::Builder::new()
+            .name("cipherfs-unlock".into())
+            .spawn(move || {
+                // Deadlines arrive in order: each is the same time after
+                // the moment it was sent.
+                for (due, node, idle) in rx {
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    let Some(node) = node.upgrade() else { continue };
+                    // Busy means a reader is coming or going, and it sees
+                    // to the lock itself: never wait here behind a reader
+                    // that waits for another machine.
+                    let Ok(mut held) = node.readers.held.try_lock() else {
+                        continue;
+                    };
+                    if held.readers == 0 && held.idle == idle {
+                        if let Some(f) = held.lock.take() {
+                            unlock_all(&f);
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start the lock releaser thread: {e}");
+        }
+        Self { tx }
+    }
 }
 
 /// One reader's share of its node's read lock.
 pub struct ReadLock<'a> {
-    node: &'a Node,
+    node: &'a Arc<Node>,
+    releaser: &'a Releaser,
 }
 
 impl<'a> ReadLock<'a> {
-    pub fn take(node: &'a Node, file: &File) -> FsResult<Self> {
-        let mut held = node.readers.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.0 == 0 {
+    pub fn take(node: &'a Arc<Node>, file: &File, releaser: &'a Releaser) -> FsResult<Self> {
+        let mut held = node.readers.state();
+        if held.lock.is_none() {
             let dup = file.try_clone()?;
             set(&dup, &flock(libc::F_RDLCK, 0, 0), true)?;
             // While this daemon holds the lock, no one else writes: what
-            // its readers cache from now on stays true until the last ends.
+            // its readers cache from now on stays true until it is let go.
             drop_cached(&dup);
-            held.1 = Some(dup);
+            held.lock = Some(dup);
         }
-        held.0 += 1;
-        Ok(Self { node })
+        held.readers += 1;
+        Ok(Self { node, releaser })
     }
 }
 
 impl Drop for ReadLock<'_> {
     fn drop(&mut self) {
-        let mut held = self
-            .node
-            .readers
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        held.0 -= 1;
-        if held.0 == 0 {
-            if let Some(f) = held.1.take() {
-                let _ = set(&f, &flock(libc::F_UNLCK, 0, 0), false);
+        let mut held = self.node.readers.state();
+        held.readers -= 1;
+        if held.readers == 0 {
+            held.idle += 1;
+            let due = Instant::now() + LINGER;
+            let sent = self
+                .releaser
+                .tx
+                .send((due, Arc::downgrade(self.node), held.idle));
+            if sent.is_err() {
+                if let Some(f) = held.lock.take() {
+                    unlock_all(&f);
+                }
             }
         }
     }

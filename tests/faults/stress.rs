@@ -349,7 +349,13 @@ fn stress(test: &str, init: &[&str], two_mounts: bool) {
         m.plain.clone()
     };
     // Thread i works on mount A when even, on B when odd.
-    let on = |i: usize| if i.is_multiple_of(2) { &m.plain } else { &plain_b };
+    let on = |i: usize| {
+        if i.is_multiple_of(2) {
+            &m.plain
+        } else {
+            &plain_b
+        }
+    };
     let shared_path = m.plain.join("shared");
     let mut init = Vec::with_capacity(SHARED_LEN);
     for i in 0..WRITERS * SLOTS {

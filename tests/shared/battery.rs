@@ -40,6 +40,10 @@ pub const CASES: &[Case] = &[
         "rename and unlink in A while B holds it open",
         rename_unlink_open,
     ),
+    case(
+        "A renames a directory, B creates through the old path",
+        rename_dir,
+    ),
     case("hard links", hard_links),
     case(
         "A replaces a file by rename, B opens it again",
@@ -287,6 +291,32 @@ fn rename_unlink_open(a: &Path, b: &Path, check: Check) -> Outcome {
     check(&mut |c| {
         let n = fs::read_dir(c).map_err(err)?.count();
         (n == 0).then_some(()).ok_or(format!("{n} entries left"))
+    })
+}
+
+fn rename_dir(a: &Path, b: &Path, check: Check) -> Outcome {
+    fs::create_dir(a.join("d")).map_err(err)?;
+    fs::write(b.join("d/first"), b"1").map_err(err)?;
+    fs::rename(a.join("d"), a.join("e")).map_err(err)?;
+    match fs::write(b.join("d/second"), b"2") {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        r => {
+            return Err(format!(
+                "B creating d/second after A renamed d: {r:?}, not ENOENT"
+            ))
+        }
+    }
+    fs::write(b.join("e/third"), b"3").map_err(|e| format!("B creating e/third: {e}"))?;
+    check(&mut |c| {
+        let mut names: Vec<_> = fs::read_dir(c.join("e"))
+            .map_err(err)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        names.sort();
+        (names == ["first", "third"] && !c.join("d").exists())
+            .then_some(())
+            .ok_or(format!("e holds {names:?}"))
     })
 }
 
