@@ -90,17 +90,22 @@ impl CipherFs {
         })
     }
 
-    /// Starts an empty file: a header with a fresh nonce.
-    fn start_file(&self, node: &Node, file: &File) -> FsResult<Arc<FileCipher>> {
+    /// Starts an empty file: a header with a fresh nonce, for the caller
+    /// to write at offset 0 (with the first sectors, when it can). The
+    /// cipher is cached under `stamp`, which the caller's restamp replaces.
+    fn start_file(
+        &self,
+        node: &Node,
+        stamp: Stamp,
+    ) -> FsResult<(Arc<FileCipher>, [u8; HEADER_LEN])> {
         let header = FileHeader::random(self.format_version).map_err(|_| FsError::EIO)?;
-        file.write_all_at(&header.to_bytes(), 0)?;
         let c = Arc::new(self.file_cipher(&header)?);
         *node.cipher.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedCipher {
             cipher: Arc::clone(&c),
             nonce: header.nonce,
-            stamp: Stamp::of(&file.metadata()?),
+            stamp,
         });
-        Ok(c)
+        Ok((c, header.to_bytes()))
     }
 
     /// EIO for sectors that do not decrypt, with one log line: a forged
@@ -263,15 +268,22 @@ impl CipherFs {
         // file or the old last sector, and the written sectors. The gap
         // between them stays a hole, as a write past the end leaves one on
         // a local filesystem.
+        let c_first = l.c_sector_offset(first);
+        // A new file's header goes out with its first sectors when they
+        // follow it: one backing write (a round trip on network storage).
+        let pre = if old_p == 0 && first == 0 {
+            HEADER_LEN
+        } else {
+            0
+        };
         match old_last {
-            _ if old_p == 0 => reserve(file, 0, HEADER_LEN as u64)?,
+            _ if old_p == 0 && pre == 0 => reserve(file, 0, HEADER_LEN as u64)?,
             Some(n) => {
                 let at = l.c_sector_offset(n);
                 reserve(file, at, at + l.stored_len(l.sector_plain_len(n, new_p)))?;
             }
             None => {}
         }
-        let c_first = l.c_sector_offset(first);
         // Another machine may rewrite other sectors meanwhile, not these.
         let _range = match &size_lock {
             Some(SizeLock {
@@ -279,12 +291,18 @@ impl CipherFs {
             }) => Some(RangeLock::take(file, c_first, buf_len, true)?),
             _ => None,
         };
-        reserve(file, c_first, c_first + buf_len)?;
+        reserve(file, c_first - pre as u64, c_first + buf_len)?;
+        let mut buf = vec![0u8; pre + buf_len as usize];
         let fc = if old_p == 0 {
-            self.start_file(node, file).inspect_err(|_| {
+            let (fc, header) = self.start_file(node, stamp)?;
+            if pre > 0 {
+                buf[..pre].copy_from_slice(&header);
+            } else if let Err(e) = file.write_all_at(&header, 0) {
                 // Nothing was there: leave no stray header behind.
                 let _ = file.set_len(0);
-            })?
+                return Err(e.into());
+            }
+            fc
         } else {
             self.cipher_for(node, file, stamp)?
         };
@@ -295,7 +313,7 @@ impl CipherFs {
         // stored form: old content where the write covers a sector only
         // partly, the new data over it, then encryption in place and one
         // backing write.
-        let mut buf = vec![0u8; buf_len as usize];
+        let run = &mut buf[pre..];
         let partial = |n: u64| {
             let covered = offset <= n * s && end >= n * s + l.sector_plain_len(n, new_p);
             n * s < old_p && !covered
@@ -307,21 +325,35 @@ impl CipherFs {
                 let mut old = Vec::with_capacity(s as usize);
                 self.read_sector(node, file, &fc, n, old_p, &mut old)?;
                 let at = ((n - first) * s) as usize;
-                buf[at..at + old.len()].copy_from_slice(&old);
+                run[at..at + old.len()].copy_from_slice(&old);
             }
         }
         let at = (offset - first * s) as usize;
-        buf[at..at + data.len()].copy_from_slice(data);
-        fc.encrypt_run_in_place(first, &mut buf, new_p)?;
-        file.write_all_at(&buf, c_first)?;
+        run[at..at + data.len()].copy_from_slice(data);
+        fc.encrypt_run_in_place(first, run, new_p)?;
+        file.write_all_at(&buf, c_first - pre as u64)
+            .inspect_err(|_| {
+                if old_p == 0 {
+                    let _ = file.set_len(0);
+                }
+            })?;
         // The stored size must match the new plaintext size exactly: a last
         // sector that grew within its 16-byte block leaves stale filler. On
         // shared storage only a write that holds the size may set it: any
         // other would cut off what another machine appended meanwhile.
+        // On shared storage the length follows from what was there and what
+        // was written (a stat is a round trip there), and nothing is
+        // restamped: the header is read again under the next lock anyway.
+        let want = l.cipher_size(new_p);
+        if let Some(k) = &size_lock {
+            if k.exclusive && stamp.size().max(c_first + buf_len) != want {
+                file.set_len(want)?;
+            }
+            return Ok(data.len() as u32);
+        }
         let mut m = file.metadata()?;
-        let may_resize = size_lock.as_ref().is_none_or(|k| k.exclusive);
-        if m.len() != l.cipher_size(new_p) && may_resize {
-            file.set_len(l.cipher_size(new_p))?;
+        if m.len() != want {
+            file.set_len(want)?;
             m = file.metadata()?;
         }
         self.restamp(node, &m);
@@ -338,11 +370,23 @@ impl CipherFs {
         file: &'f File,
         end: u64,
     ) -> FsResult<(Option<SizeLock<'f>>, u64, Stamp)> {
-        let (mut p, mut stamp) = self.file_state(node, file)?;
         if !self.is_shared() {
+            let (p, stamp) = self.file_state(node, file)?;
             return Ok((None, p, stamp));
         }
-        let mut exclusive = end > p;
+        // A guess from what this daemon last saw (a stat is a round trip),
+        // checked under the lock; a file it knows nothing of may be new.
+        let seen = node
+            .cipher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.stamp.size());
+        let mut exclusive = match seen.map(|size| self.layout.plain_size(size)) {
+            Some(Ok(p)) => end > p,
+            _ => true,
+        };
+        let (mut p, mut stamp);
         loop {
             let lock = RangeLock::size(file, exclusive)?;
             (p, stamp) = self.file_state(node, file)?;
@@ -389,7 +433,9 @@ impl CipherFs {
             reserve(file, at, at + l.stored_len(l.sector_plain_len(n, new_p)))?;
         }
         let fc = if old_p == 0 {
-            self.start_file(node, file)?
+            let (fc, header) = self.start_file(node, stamp)?;
+            file.write_all_at(&header, 0)?;
+            fc
         } else {
             self.cipher_for(node, file, stamp)?
         };

@@ -213,6 +213,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// The backing file's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     pub fn of(m: &std::fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
