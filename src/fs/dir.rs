@@ -20,6 +20,11 @@ use crate::names::{
 };
 use crate::untrusted;
 
+/// How often, and how long each time, a missing directory IV is waited
+/// for on shared storage before the directory gives EIO.
+const IV_WAITS: u32 = 20;
+const IV_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// One entry of a plaintext listing.
 #[derive(Clone, Debug)]
 pub struct DirEntry {
@@ -62,7 +67,7 @@ impl CipherFs {
         if self.names.is_plaintext() {
             return Ok([0; DIRIV_LEN]);
         }
-        let iv = match untrusted::read_exact::<DIRIV_LEN>(&dir.fd, DIRIV_NAME) {
+        let iv = match self.read_diriv(dir) {
             Ok(iv) => iv,
             Err(e) => {
                 log::warn!(
@@ -73,6 +78,23 @@ impl CipherFs {
             }
         };
         Ok(*dir.diriv.get_or_init(|| iv))
+    }
+
+    /// Reads a directory's IV. cipherfs never shows a directory without
+    /// its IV, but on shared storage another program may make one IV-first
+    /// or a client may list a directory before its files: a missing IV is
+    /// waited for there, for a second at most, before EIO.
+    fn read_diriv(&self, dir: &Node) -> Result<[u8; DIRIV_LEN], untrusted::UntrustedError> {
+        let tries = if self.is_shared() { IV_WAITS } else { 0 };
+        for _ in 0..tries {
+            match untrusted::read_exact::<DIRIV_LEN>(&dir.fd, DIRIV_NAME) {
+                Err(untrusted::UntrustedError::Os(rustix::io::Errno::NOENT)) => {
+                    std::thread::sleep(IV_WAIT);
+                }
+                r => return r,
+            }
+        }
+        untrusted::read_exact::<DIRIV_LEN>(&dir.fd, DIRIV_NAME)
     }
 
     /// Takes the IV out of directory `entry` of `parent`, if it holds

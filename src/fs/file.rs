@@ -162,12 +162,15 @@ impl CipherFs {
     ) -> FsResult<Vec<u8>> {
         let _shared = node.io.read().unwrap_or_else(|e| e.into_inner());
         // Declared after the io guard, so released before it.
-        let _other_machines = self
+        let other_machines = self
             .shared
             .as_ref()
             .map(|r| ReadLock::take(node, file, r))
             .transpose()?;
-        let (p_size, stamp) = self.file_state(node, file)?;
+        let (p_size, stamp) = match &other_machines {
+            Some(lock) => lock.size(|| self.file_state(node, file))?,
+            None => self.file_state(node, file)?,
+        };
         if offset >= p_size || size == 0 {
             return Ok(Vec::new());
         }
@@ -264,10 +267,6 @@ impl CipherFs {
         // A partial old last sector that the write does not reach becomes a
         // longer one: it is re-encrypted zero-extended before the gap.
         let old_last = (old_p > 0 && (old_p - 1) / s < first).then(|| (old_p - 1) / s);
-        // Space for what is rewritten, and only that: the header of a new
-        // file or the old last sector, and the written sectors. The gap
-        // between them stays a hole, as a write past the end leaves one on
-        // a local filesystem.
         let c_first = l.c_sector_offset(first);
         // A new file's header goes out with its first sectors when they
         // follow it: one backing write (a round trip on network storage).
@@ -276,13 +275,12 @@ impl CipherFs {
         } else {
             0
         };
-        match old_last {
-            _ if old_p == 0 && pre == 0 => reserve(file, 0, HEADER_LEN as u64)?,
-            Some(n) => {
-                let at = l.c_sector_offset(n);
-                reserve(file, at, at + l.stored_len(l.sector_plain_len(n, new_p)))?;
-            }
-            None => {}
+        // Space for what is rewritten, and only that: the old last sector
+        // and the written sectors. The gap between them stays a hole, as a
+        // write past the end leaves one on a local filesystem.
+        if let Some(n) = old_last {
+            let at = l.c_sector_offset(n);
+            reserve(file, at, at + l.stored_len(l.sector_plain_len(n, new_p)))?;
         }
         // Another machine may rewrite other sectors meanwhile, not these.
         let _range = match &size_lock {
@@ -291,7 +289,11 @@ impl CipherFs {
             }) => Some(RangeLock::take(file, c_first, buf_len, true)?),
             _ => None,
         };
-        reserve(file, c_first - pre as u64, c_first + buf_len)?;
+        // A new file needs no reservation: a write that fails for space
+        // leaves it empty again (below), as it was.
+        if old_p > 0 {
+            reserve(file, c_first, c_first + buf_len)?;
+        }
         let mut buf = vec![0u8; pre + buf_len as usize];
         let fc = if old_p == 0 {
             let (fc, header) = self.start_file(node, stamp)?;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{fcntl, FcntlArg};
 
 use super::error::{FsError, FsResult};
-use super::node::Node;
+use super::node::{Node, Stamp};
 
 /// The byte that stands for a file's size and header. Far past any size a
 /// stored file reaches, and below every filesystem's largest offset.
@@ -160,6 +160,10 @@ struct Held {
     /// Counts the times the readers went to none, so that a release
     /// scheduled then is skipped once reading started again.
     idle: u64,
+    /// The file's plaintext size and state, read under this lock: no one
+    /// else can change them while it is held, so reads need no stat (a
+    /// round trip on network storage) until it is let go.
+    known: Option<(u64, Stamp)>,
 }
 
 impl Readers {
@@ -171,7 +175,9 @@ impl Readers {
     /// own (on another description, which the readers' lock would block).
     /// The caller holds the node's io lock exclusively, so no one reads.
     pub fn release(&self) {
-        if let Some(f) = self.state().lock.take() {
+        let mut held = self.state();
+        held.known = None;
+        if let Some(f) = held.lock.take() {
             unlock_all(&f);
         }
     }
@@ -205,6 +211,7 @@ impl Releaser {
                         continue;
                     };
                     if held.readers == 0 && held.idle == idle {
+                        held.known = None;
                         if let Some(f) = held.lock.take() {
                             unlock_all(&f);
                         }
@@ -238,6 +245,17 @@ impl<'a> ReadLock<'a> {
         held.readers += 1;
         Ok(Self { node, releaser })
     }
+
+    /// The file's plaintext size and state, from `read` the first time
+    /// while the lock is held.
+    pub fn size(&self, read: impl FnOnce() -> FsResult<(u64, Stamp)>) -> FsResult<(u64, Stamp)> {
+        if let Some(k) = self.node.readers.state().known {
+            return Ok(k);
+        }
+        let k = read()?;
+        self.node.readers.state().known = Some(k);
+        Ok(k)
+    }
 }
 
 impl Drop for ReadLock<'_> {
@@ -252,6 +270,7 @@ impl Drop for ReadLock<'_> {
                 .tx
                 .send((due, Arc::downgrade(self.node), held.idle));
             if sent.is_err() {
+                held.known = None;
                 if let Some(f) = held.lock.take() {
                     unlock_all(&f);
                 }

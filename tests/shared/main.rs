@@ -339,3 +339,53 @@ fn the_mode_turns_itself_on(v: &Views) {
     println!("{}: {auto}", v.name);
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// On shared storage a directory whose IV is missing is waited for (a
+/// second at most): an IV that appears meanwhile is used; one that does
+/// not gives EIO.
+#[test]
+fn a_directory_seen_before_its_iv_is_waited_for_then_eio() {
+    use std::time::{Duration, Instant};
+    let Some(mut m) = common::mount::Mounted::new("shared-iv-wait", &[]) else {
+        return;
+    };
+    std::fs::create_dir(m.plain.join("d")).unwrap();
+    std::fs::write(m.plain.join("d/f"), b"x").unwrap();
+    m.unmount();
+    m.extra = vec!["-o".into(), "sharedstorage".into()];
+    let dir = std::fs::read_dir(&m.cipher)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let (iv, aside) = (dir.join("cipherfs.diriv"), m.root.join("iv"));
+    std::fs::rename(&iv, &aside).unwrap();
+    m.mount();
+    let (from, to) = (aside.clone(), iv.clone());
+    let restore = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::rename(from, to).unwrap();
+    });
+    let start = Instant::now();
+    assert_eq!(std::fs::read(m.plain.join("d/f")).unwrap(), b"x");
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        start.elapsed()
+    );
+    restore.join().unwrap();
+    m.unmount();
+
+    std::fs::rename(&iv, &aside).unwrap();
+    m.mount();
+    let start = Instant::now();
+    let e = std::fs::read(m.plain.join("d/f")).unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    m.unmount();
+    std::fs::rename(&aside, &iv).unwrap();
+}
