@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::error::{FsError, FsResult};
 use super::node::{CachedCipher, Node, Stamp};
 use super::shared::{RangeLock, ReadLock};
-use super::CipherFs;
+use super::{CipherFs, Handle};
 use crate::content::{ContentError, FileCipher, FileHeader, HEADER_LEN};
 
 impl CipherFs {
@@ -246,7 +246,7 @@ impl CipherFs {
 
     pub(super) fn write_file(
         &self,
-        node: &Node,
+        node: &Arc<Node>,
         file: &File,
         offset: u64,
         data: &[u8],
@@ -255,9 +255,50 @@ impl CipherFs {
             return Ok(0);
         }
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
-        node.readers.release();
         let end = offset + data.len() as u64;
-        let (size_lock, old_p, stamp) = self.lock_size(node, file, end)?;
+        let Some(releaser) = &self.shared else {
+            let (old_p, stamp) = self.file_state(node, file)?;
+            self.write_run(node, file, offset, data, old_p, stamp, None)?;
+            return Ok(data.len() as u32);
+        };
+        let (hold, old_p, stamp) = self.lock_size(node, file, end)?;
+        match self.write_run(node, file, offset, data, old_p, stamp, Some(&hold)) {
+            // What the write left is unknown: no one may rely on it.
+            Err(e) => {
+                node.lock.release();
+                return Err(e);
+            }
+            Ok(new_p) => match hold {
+                SizeHold::Owned => {
+                    node.lock
+                        .keep_after_write(node, releaser, file, None, (new_p, stamp))
+                }
+                SizeHold::Taken {
+                    lock,
+                    exclusive: true,
+                } => node
+                    .lock
+                    .keep_after_write(node, releaser, file, Some(lock), (new_p, stamp)),
+                SizeHold::Taken { .. } => {}
+            },
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// Writes `data` at `offset` into a file of plaintext size `old_p`,
+    /// holding `hold` on shared storage; returns the new plaintext size.
+    #[allow(clippy::too_many_arguments)]
+    fn write_run(
+        &self,
+        node: &Node,
+        file: &File,
+        offset: u64,
+        data: &[u8],
+        old_p: u64,
+        stamp: Stamp,
+        hold: Option<&SizeHold>,
+    ) -> FsResult<u64> {
+        let end = offset + data.len() as u64;
         let l = self.layout;
         let s = l.sector;
         let new_p = old_p.max(end);
@@ -283,8 +324,8 @@ impl CipherFs {
             reserve(file, at, at + l.stored_len(l.sector_plain_len(n, new_p)))?;
         }
         // Another machine may rewrite other sectors meanwhile, not these.
-        let _range = match &size_lock {
-            Some(SizeLock {
+        let _range = match hold {
+            Some(SizeHold::Taken {
                 exclusive: false, ..
             }) => Some(RangeLock::take(file, c_first, buf_len, true)?),
             _ => None,
@@ -340,18 +381,18 @@ impl CipherFs {
                 }
             })?;
         // The stored size must match the new plaintext size exactly: a last
-        // sector that grew within its 16-byte block leaves stale filler. On
-        // shared storage only a write that holds the size may set it: any
-        // other would cut off what another machine appended meanwhile.
-        // On shared storage the length follows from what was there and what
-        // was written (a stat is a round trip there), and nothing is
-        // restamped: the header is read again under the next lock anyway.
+        // sector that grew within its 16-byte block leaves stale filler.
         let want = l.cipher_size(new_p);
-        if let Some(k) = &size_lock {
-            if k.exclusive && stamp.size().max(c_first + buf_len) != want {
+        if let Some(hold) = hold {
+            // On shared storage only a write that holds the size may set
+            // it: any other would cut off what another machine appended
+            // meanwhile. The length follows from what was there and what
+            // was written (a stat is a round trip there), and nothing is
+            // restamped: the header is read again under the next lock.
+            if hold.exclusive() && stamp.size().max(c_first + buf_len) != want {
                 file.set_len(want)?;
             }
-            return Ok(data.len() as u32);
+            return Ok(new_p);
         }
         let mut m = file.metadata()?;
         if m.len() != want {
@@ -359,22 +400,48 @@ impl CipherFs {
             m = file.metadata()?;
         }
         self.restamp(node, &m);
-        Ok(data.len() as u32)
+        Ok(new_p)
+    }
+
+    /// Modes 0 and KEEP_SIZE: backing space for the range is reserved, so
+    /// writes there cannot fail for lack of space; with mode 0 the file grows
+    /// to cover the range, whose new part reads as zeros.
+    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
+        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+            return Err(FsError::EOPNOTSUPP);
+        }
+        let h = self.file_handle(fh)?;
+        let Handle::File { node, file } = &*h else {
+            return Err(FsError::EBADF);
+        };
+        let end = offset.checked_add(length).ok_or(FsError::EINVAL)?;
+        let l = self.layout;
+        // Whole sectors (a last one at its longest), and the header.
+        let from = if offset < l.sector {
+            0
+        } else {
+            l.c_sector_offset(offset / l.sector)
+        };
+        reserve(file, from, l.c_sector_offset(end.div_ceil(l.sector)) + 16)?;
+        if mode == 0 && end > self.file_plain_size(node, file)? {
+            self.truncate_file(node, file, end)?;
+        }
+        Ok(())
     }
 
     /// The plaintext size before a write that ends at `end`, and the
-    /// backing file's state; on shared storage read under the size lock,
-    /// exclusive when the write grows the file (it then sets the size and
-    /// may write the header), shared otherwise.
+    /// backing file's state, read under the size lock (shared storage):
+    /// still held from this daemon's last write, or taken now, exclusive
+    /// when the write grows the file (it then sets the size and may write
+    /// the header), shared otherwise.
     fn lock_size<'f>(
         &self,
         node: &Node,
         file: &'f File,
         end: u64,
-    ) -> FsResult<(Option<SizeLock<'f>>, u64, Stamp)> {
-        if !self.is_shared() {
-            let (p, stamp) = self.file_state(node, file)?;
-            return Ok((None, p, stamp));
+    ) -> FsResult<(SizeHold<'f>, u64, Stamp)> {
+        if let Some((p, stamp)) = node.lock.owned_by_writer() {
+            return Ok((SizeHold::Owned, p, stamp));
         }
         // A guess from what this daemon last saw (a stat is a round trip),
         // checked under the lock; a file it knows nothing of may be new.
@@ -388,16 +455,11 @@ impl CipherFs {
             Some(Ok(p)) => end > p,
             _ => true,
         };
-        let (mut p, mut stamp);
         loop {
             let lock = RangeLock::size(file, exclusive)?;
-            (p, stamp) = self.file_state(node, file)?;
+            let (p, stamp) = self.file_state(node, file)?;
             if exclusive || end <= p {
-                let lock = SizeLock {
-                    _lock: lock,
-                    exclusive,
-                };
-                return Ok((Some(lock), p, stamp));
+                return Ok((SizeHold::Taken { lock, exclusive }, p, stamp));
             }
             // Another machine cut the file meanwhile: this write grows it.
             // Released before waiting again, so two such writers cannot
@@ -407,14 +469,43 @@ impl CipherFs {
         }
     }
 
-    pub(super) fn truncate_file(&self, node: &Node, file: &File, new_p: u64) -> FsResult<()> {
+    pub(super) fn truncate_file(&self, node: &Arc<Node>, file: &File, new_p: u64) -> FsResult<()> {
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
-        node.readers.release();
-        let _size = self
-            .is_shared()
-            .then(|| RangeLock::size(file, true))
-            .transpose()?;
-        let (old_p, stamp) = self.file_state(node, file)?;
+        let Some(releaser) = &self.shared else {
+            let (old_p, stamp) = self.file_state(node, file)?;
+            return self.truncate_run(node, file, new_p, old_p, stamp, false);
+        };
+        let (taken, old_p, stamp) = match node.lock.owned_by_writer() {
+            Some((p, stamp)) => (None, p, stamp),
+            None => {
+                let lock = RangeLock::size(file, true)?;
+                let (p, stamp) = self.file_state(node, file)?;
+                (Some(lock), p, stamp)
+            }
+        };
+        match self.truncate_run(node, file, new_p, old_p, stamp, true) {
+            Ok(()) => {
+                node.lock
+                    .keep_after_write(node, releaser, file, taken, (new_p, stamp));
+                Ok(())
+            }
+            Err(e) => {
+                node.lock.release();
+                Err(e)
+            }
+        }
+    }
+
+    /// Truncates a file of plaintext size `old_p` to `new_p`.
+    fn truncate_run(
+        &self,
+        node: &Node,
+        file: &File,
+        new_p: u64,
+        old_p: u64,
+        stamp: Stamp,
+        shared: bool,
+    ) -> FsResult<()> {
         let l = self.layout;
         let s = l.sector;
         if new_p == 0 {
@@ -452,15 +543,34 @@ impl CipherFs {
             self.extend_last_sector(node, file, &fc, old_p, new_p)?;
         }
         file.set_len(l.cipher_size(new_p))?;
-        self.restamp(node, &file.metadata()?);
+        if !shared {
+            self.restamp(node, &file.metadata()?);
+        }
         Ok(())
     }
 }
 
-/// A write's hold on the size byte (shared storage).
-struct SizeLock<'f> {
-    _lock: RangeLock<'f>,
-    exclusive: bool,
+/// A write's hold on the size byte (shared storage): still held from this
+/// daemon's last write, or taken for this one.
+enum SizeHold<'f> {
+    Owned,
+    Taken {
+        lock: RangeLock<'f>,
+        exclusive: bool,
+    },
+}
+
+impl SizeHold<'_> {
+    fn exclusive(&self) -> bool {
+        matches!(
+            self,
+            SizeHold::Owned
+                | SizeHold::Taken {
+                    exclusive: true,
+                    ..
+                }
+        )
+    }
 }
 
 /// Reserves backing space for the stored bytes `[from, to)` before anything

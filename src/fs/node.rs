@@ -64,8 +64,9 @@ pub struct Node {
     /// Reads share it; writes and truncates of this file take it alone, so
     /// read-modify-write of a sector never interleaves across handles.
     pub io: RwLock<()>,
-    /// This daemon's readers' lock against other machines (shared storage).
-    pub readers: super::shared::Readers,
+    /// This daemon's lock on the backing file beyond one request, against
+    /// other machines (shared storage).
+    pub lock: super::shared::NodeLock,
     /// The file's content cipher, keyed from its header; `None` until first
     /// needed and again after the file is truncated to zero (new nonce).
     pub cipher: Mutex<Option<CachedCipher>>,
@@ -85,7 +86,7 @@ impl Node {
             diriv: OnceLock::new(),
             link_len: OnceLock::new(),
             io: RwLock::new(()),
-            readers: Default::default(),
+            lock: Default::default(),
             cipher: Mutex::new(None),
             debug_name: Mutex::new(None),
         }

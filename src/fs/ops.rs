@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -97,7 +97,11 @@ const O_PATH: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXE
 impl CipherFs {
     /// Opens the entry `entry` of `parent` as a node, counting a kernel reference.
     pub(super) fn enter(&self, parent: &Node, entry: &str) -> FsResult<(Arc<Node>, Attr)> {
-        let fd = openat(&parent.fd, entry, O_PATH, Mode::empty())?;
+        self.adopt(openat(&parent.fd, entry, O_PATH, Mode::empty())?)
+    }
+
+    /// A node for the `O_PATH` descriptor `fd`, counting a kernel reference.
+    fn adopt(&self, fd: OwnedFd) -> FsResult<(Arc<Node>, Attr)> {
         let st = rustix::fs::fstat(&fd)?;
         let node = self.nodes.remember(fd, &st);
         match self.attr(&node, &st) {
@@ -201,26 +205,34 @@ impl CipherFs {
 
     /// Runs `make` to create the entry for `name` in `parent` (writing a long
     /// name's companion first, removing it if `make` fails and no entry of
-    /// that name is there), then looks it up.
+    /// that name is there), then looks it up, or takes the `O_PATH`
+    /// descriptor `make` returns for what it made (no lookup by name: a
+    /// round trip on network storage).
     fn create_entry(
         &self,
         parent: u64,
         name: &OsStr,
         owner: Option<Caller>,
-        make: impl FnOnce(&Node, &str) -> FsResult<()>,
+        make: impl FnOnce(&Node, &str) -> FsResult<Option<OwnedFd>>,
     ) -> FsResult<(u64, Attr)> {
         let parent = self.node(parent)?;
         let stored = self.stored_name(&parent, name)?;
         self.write_companion(&parent, &stored)?;
-        if let Err(e) = make(&parent, stored.entry()) {
-            self.drop_companion(&parent, &stored);
-            return Err(e);
-        }
+        let made = match make(&parent, stored.entry()) {
+            Ok(made) => made,
+            Err(e) => {
+                self.drop_companion(&parent, &stored);
+                return Err(e);
+            }
+        };
         self.keep_companion(&parent, &stored)?;
         if let Some(caller) = owner {
             self.give_to(&parent, stored.entry(), caller)?;
         }
-        let (node, attr) = self.enter(&parent, stored.entry())?;
+        let (node, attr) = match made {
+            Some(fd) => self.adopt(fd)?,
+            None => self.enter(&parent, stored.entry())?,
+        };
         self.note_name(&node, name);
         Ok((node.id, attr))
     }
@@ -255,7 +267,7 @@ impl CipherFs {
         caller: Caller,
     ) -> FsResult<(u64, Attr)> {
         self.create_entry(parent, name, Some(caller), |p, entry| {
-            self.make_dir(p, entry, mode)
+            self.make_dir(p, entry, mode).map(|()| None)
         })
     }
 
@@ -277,7 +289,7 @@ impl CipherFs {
                     Mode::from_raw_mode(mode & 0o7777),
                 )?;
                 drop(fd);
-                return Ok(());
+                return Ok(None);
             }
             rustix::fs::mknodat(
                 &p.fd,
@@ -286,7 +298,7 @@ impl CipherFs {
                 Mode::from_raw_mode(mode & 0o7777),
                 u64::from(rdev),
             )?;
-            Ok(())
+            Ok(None)
         })
     }
 
@@ -299,6 +311,7 @@ impl CipherFs {
     ) -> FsResult<(u64, Attr)> {
         self.create_entry(parent, name, Some(caller), |p, entry| {
             self.make_symlink(p, entry, target.as_bytes())
+                .map(|()| None)
         })
     }
 
@@ -306,13 +319,14 @@ impl CipherFs {
         let node = self.node(id)?;
         // Through /proc, as linkat(2) documents for unprivileged callers.
         self.create_entry(newparent, newname, None, |p, entry| {
-            Ok(rustix::fs::linkat(
+            rustix::fs::linkat(
                 rustix::fs::CWD,
                 proc_path(&node),
                 &p.fd,
                 entry,
                 AtFlags::SYMLINK_FOLLOW,
-            )?)
+            )?;
+            Ok(None)
         })
     }
 
@@ -336,8 +350,13 @@ impl CipherFs {
                 OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
                 Mode::from_raw_mode(mode & 0o7777),
             )?;
+            // The node's O_PATH descriptor, through the open one's /proc
+            // link: the same file, with no lookup by name.
+            let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let node_fd =
+                rustix::fs::open(path.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty());
             created = Some(File::from(fd));
-            Ok(())
+            Ok(node_fd.ok())
         });
         let (id, attr) = match made {
             Err(e) if e == FsError(libc::EEXIST) && flags & libc::O_EXCL == 0 => {
@@ -478,7 +497,7 @@ impl CipherFs {
         Ok(self.add_handle(Handle::File { node, file }))
     }
 
-    fn file_handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
+    pub(super) fn file_handle(&self, fh: u64) -> FsResult<Arc<Handle>> {
         let h = self.handle(fh)?;
         match &*h {
             Handle::File { .. } => Ok(h),
@@ -539,32 +558,6 @@ impl CipherFs {
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )?)?,
-        }
-        Ok(())
-    }
-
-    /// Modes 0 and KEEP_SIZE: backing space for the range is reserved, so
-    /// writes there cannot fail for lack of space; with mode 0 the file grows
-    /// to cover the range, whose new part reads as zeros.
-    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
-        if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
-            return Err(FsError::EOPNOTSUPP);
-        }
-        let h = self.file_handle(fh)?;
-        let Handle::File { node, file } = &*h else {
-            return Err(FsError::EBADF);
-        };
-        let end = offset.checked_add(length).ok_or(FsError::EINVAL)?;
-        let l = self.layout;
-        // Whole sectors (a last one at its longest), and the header.
-        let from = if offset < l.sector {
-            0
-        } else {
-            l.c_sector_offset(offset / l.sector)
-        };
-        super::file::reserve(file, from, l.c_sector_offset(end.div_ceil(l.sector)) + 16)?;
-        if mode == 0 && end > self.file_plain_size(node, file)? {
-            self.truncate_file(node, file, end)?;
         }
         Ok(())
     }

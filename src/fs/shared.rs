@@ -14,8 +14,10 @@
 //! - the whole file, shared, while a daemon reads, so no read sees half of
 //!   another machine's write. A daemon's concurrent readers of one node
 //!   share one such lock (see `ReadLock`): OFD locks of one description
-//!   merge, and the first reader to unlock would drop the others' lock. It
-//!   lingers a little after the last read (see `LINGER`).
+//!   merge, and the first reader to unlock would drop the others' lock.
+//!
+//! The readers' lock, and the size byte after a growing write, linger a
+//! little after their last use (see `LINGER`, `NodeLock`).
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -136,50 +138,113 @@ impl Drop for RangeLock<'_> {
     }
 }
 
-/// How long a daemon keeps its readers' lock on a file after the last read
-/// ends. Sequential reads come as a train of requests with gaps between
-/// them; taking the lock anew for each would drop the backing file's cached
-/// pages (readahead included) each time. Another machine's writer waits
-/// this long at most.
+/// How long a daemon keeps a file's lock after its last read or growing
+/// write. Sequential reads and writes come as trains of requests with gaps
+/// between them; taking the lock anew for each would cost two round trips
+/// and drop the backing file's cached pages (readahead included) each time,
+/// and the release is done by the `Releaser`, off the request's path.
+/// Another machine waits this long at most.
 const LINGER: Duration = Duration::from_millis(20);
 
-/// The whole-file shared lock of one node's readers in this daemon: taken
-/// by the first, kept while any reads and for `LINGER` after (released then
-/// by the `Releaser`), or until a writer of this daemon needs the file. It
-/// is held on a duplicate of the first reader's descriptor (the same open
-/// file description).
+/// The lock this daemon holds on a node's backing file beyond a single
+/// request: the readers' shared whole-file lock (taken by the first reader,
+/// kept while any reads), or the size byte alone after a growing write or a
+/// truncate. Either is let go `LINGER` after its last use, or at once when
+/// a writer of this daemon needs something else. It is held on a duplicate
+/// of the descriptor it was taken on (the same open file description).
 #[derive(Default)]
-pub struct Readers {
+pub struct NodeLock {
     held: Mutex<Held>,
 }
 
 #[derive(Default)]
 struct Held {
-    readers: usize,
     lock: Option<File>,
-    /// Counts the times the readers went to none, so that a release
-    /// scheduled then is skipped once reading started again.
+    /// The lock is the size byte alone (else the whole file, shared).
+    exclusive: bool,
+    readers: usize,
+    /// Counts the times the lock went unused, so that a release scheduled
+    /// then is skipped once it is used again.
     idle: u64,
-    /// The file's plaintext size and state, read under this lock: no one
-    /// else can change them while it is held, so reads need no stat (a
+    /// The file's plaintext size and state, read or set under this lock: no
+    /// one else can change them while it is held, so no stat is needed (a
     /// round trip on network storage) until it is let go.
     known: Option<(u64, Stamp)>,
 }
 
-impl Readers {
+impl Held {
+    fn let_go(&mut self) {
+        self.known = None;
+        if let Some(f) = self.lock.take() {
+            unlock_all(&f);
+        }
+    }
+
+    /// Unused from now: released after LINGER unless used again.
+    fn schedule(&mut self, node: &Arc<Node>, releaser: &Releaser) {
+        self.idle += 1;
+        let due = Instant::now() + LINGER;
+        if releaser
+            .tx
+            .send((due, Arc::downgrade(node), self.idle))
+            .is_err()
+        {
+            self.let_go();
+        }
+    }
+}
+
+impl NodeLock {
     fn state(&self) -> std::sync::MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives the lock up now: a writer of this daemon is about to take its
-    /// own (on another description, which the readers' lock would block).
-    /// The caller holds the node's io lock exclusively, so no one reads.
+    /// Lets the lock go now (after a failed write, whose size is unknown).
     pub fn release(&self) {
+        self.state().let_go();
+    }
+
+    /// For a writer of this daemon, which holds the node's io lock alone:
+    /// the file's size and state when this daemon still holds the size
+    /// byte from its last write (nothing to lock or stat then). A readers'
+    /// lock is let go instead: the writer takes its own, on another
+    /// description, which that would block.
+    pub fn owned_by_writer(&self) -> Option<(u64, Stamp)> {
         let mut held = self.state();
-        held.known = None;
-        if let Some(f) = held.lock.take() {
-            unlock_all(&f);
+        match (&held.lock, held.exclusive, held.known) {
+            (Some(_), true, Some(k)) => {
+                // In use again: a release already scheduled is skipped.
+                held.idle += 1;
+                Some(k)
+            }
+            _ => {
+                held.let_go();
+                None
+            }
         }
+    }
+
+    /// After a growing write or a truncate that held the size byte alone
+    /// (taken now as `taken`, on `file`, or still held): keeps it, with the
+    /// file's new plaintext size.
+    pub fn keep_after_write(
+        &self,
+        node: &Arc<Node>,
+        releaser: &Releaser,
+        file: &File,
+        taken: Option<RangeLock<'_>>,
+        known: (u64, Stamp),
+    ) {
+        let mut held = self.state();
+        if let Some(lock) = taken {
+            let Ok(dup) = file.try_clone() else { return };
+            // The lock now belongs to the duplicate's description.
+            std::mem::forget(lock);
+            held.lock = Some(dup);
+            held.exclusive = true;
+        }
+        held.known = Some(known);
+        held.schedule(node, releaser);
     }
 }
 
@@ -187,7 +252,7 @@ fn unlock_all(f: &File) {
     let _ = set(f, &flock(libc::F_UNLCK, 0, 0), false);
 }
 
-/// Releases lingering read locks once their time is up: one thread per
+/// Releases lingering locks once their time is up: one thread per
 /// mount, sleeping while there is nothing to do.
 pub struct Releaser {
     tx: crossbeam_channel::Sender<(Instant, Weak<Node>, u64)>,
@@ -207,14 +272,11 @@ impl Releaser {
                     // Busy means a reader is coming or going, and it sees
                     // to the lock itself: never wait here behind a reader
                     // that waits for another machine.
-                    let Ok(mut held) = node.readers.held.try_lock() else {
+                    let Ok(mut held) = node.lock.held.try_lock() else {
                         continue;
                     };
                     if held.readers == 0 && held.idle == idle {
-                        held.known = None;
-                        if let Some(f) = held.lock.take() {
-                            unlock_all(&f);
-                        }
+                        held.let_go();
                     }
                 }
             });
@@ -225,22 +287,25 @@ impl Releaser {
     }
 }
 
-/// One reader's share of its node's read lock.
+/// One reader's share of its node's lock.
 pub struct ReadLock<'a> {
     node: &'a Arc<Node>,
     releaser: &'a Releaser,
 }
 
 impl<'a> ReadLock<'a> {
+    /// The readers' lock, or the size byte this daemon holds alone (then
+    /// no one else writes either).
     pub fn take(node: &'a Arc<Node>, file: &File, releaser: &'a Releaser) -> FsResult<Self> {
-        let mut held = node.readers.state();
+        let mut held = node.lock.state();
         if held.lock.is_none() {
             let dup = file.try_clone()?;
             set(&dup, &flock(libc::F_RDLCK, 0, 0), true)?;
             // While this daemon holds the lock, no one else writes: what
-            // its readers cache from now on stays true until it is let go.
+            // it caches from now on stays true until it is let go.
             drop_cached(&dup);
             held.lock = Some(dup);
+            held.exclusive = false;
         }
         held.readers += 1;
         Ok(Self { node, releaser })
@@ -249,32 +314,21 @@ impl<'a> ReadLock<'a> {
     /// The file's plaintext size and state, from `read` the first time
     /// while the lock is held.
     pub fn size(&self, read: impl FnOnce() -> FsResult<(u64, Stamp)>) -> FsResult<(u64, Stamp)> {
-        if let Some(k) = self.node.readers.state().known {
+        if let Some(k) = self.node.lock.state().known {
             return Ok(k);
         }
         let k = read()?;
-        self.node.readers.state().known = Some(k);
+        self.node.lock.state().known = Some(k);
         Ok(k)
     }
 }
 
 impl Drop for ReadLock<'_> {
     fn drop(&mut self) {
-        let mut held = self.node.readers.state();
+        let mut held = self.node.lock.state();
         held.readers -= 1;
         if held.readers == 0 {
-            held.idle += 1;
-            let due = Instant::now() + LINGER;
-            let sent = self
-                .releaser
-                .tx
-                .send((due, Arc::downgrade(self.node), held.idle));
-            if sent.is_err() {
-                held.known = None;
-                if let Some(f) = held.lock.take() {
-                    unlock_all(&f);
-                }
-            }
+            held.schedule(self.node, self.releaser);
         }
     }
 }
