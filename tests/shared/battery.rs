@@ -17,15 +17,24 @@ pub type Check<'a> = &'a dyn Fn(&mut dyn FnMut(&Path) -> Outcome) -> Outcome;
 pub struct Case {
     pub name: &'static str,
     pub run: fn(&Path, &Path, Check) -> Outcome,
-    /// Only on the raw store: needs locks that reach the other client.
-    pub raw_only: bool,
+    pub on: On,
+}
+
+/// Where a case runs.
+#[derive(PartialEq, Eq)]
+pub enum On {
+    Both,
+    /// The raw store: needs locks that reach the other client.
+    Raw,
+    /// cipherfs: about what it does not pass on.
+    Cipherfs,
 }
 
 const fn case(name: &'static str, run: fn(&Path, &Path, Check) -> Outcome) -> Case {
     Case {
         name,
         run,
-        raw_only: false,
+        on: On::Both,
     }
 }
 
@@ -62,7 +71,12 @@ pub const CASES: &[Case] = &[
     Case {
         name: "locked read-modify-write of a counter",
         run: locked_counter,
-        raw_only: true,
+        on: On::Raw,
+    },
+    Case {
+        name: "a program's lock holds on its own machine only",
+        run: program_locks,
+        on: On::Cipherfs,
     },
 ];
 
@@ -528,15 +542,39 @@ fn locked_counter(a: &Path, b: &Path, check: Check) -> Outcome {
     })
 }
 
-fn ofd_lock(f: &File, kind: i32) -> Outcome {
-    let fl = libc::flock {
+fn whole_file(kind: i32) -> libc::flock {
+    libc::flock {
         l_type: kind as i16,
         l_whence: libc::SEEK_SET as i16,
         l_start: 0,
         l_len: 0,
         l_pid: 0,
-    };
-    nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_OFD_SETLKW(&fl))
+    }
+}
+
+fn ofd_lock(f: &File, kind: i32) -> Outcome {
+    nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_OFD_SETLKW(&whole_file(kind)))
         .map(drop)
         .map_err(|e| format!("F_OFD_SETLKW: {e}"))
+}
+
+/// cipherfs(1) says so: cipherfs does not pass programs' locks on, so B
+/// gets a lock that A holds (as with gocryptfs).
+fn program_locks(a: &Path, b: &Path, _check: Check) -> Outcome {
+    fs::write(a.join("f"), b"x").map_err(err)?;
+    let rw = |p: &Path| OpenOptions::new().read(true).write(true).open(p);
+    let fa = rw(&a.join("f")).map_err(err)?;
+    ofd_lock(&fa, libc::F_WRLCK)?;
+    let fb = rw(&b.join("f")).map_err(err)?;
+    let got = nix::fcntl::fcntl(
+        &fb,
+        nix::fcntl::FcntlArg::F_OFD_SETLK(&whole_file(libc::F_WRLCK)),
+    );
+    match got {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "B could not take a lock A holds ({e}): locks reach the other machine now, \
+             and cipherfs(1) says they do not"
+        )),
+    }
 }

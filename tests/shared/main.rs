@@ -130,13 +130,18 @@ impl Drop for CipherMount {
 /// Runs its second argument on the third view of the case named first.
 type CheckCase<'a> = &'a dyn Fn(&str, &mut dyn FnMut(&Path) -> Outcome) -> Outcome;
 
-/// Runs the cases (all, or all but the raw-only ones) with A's and B's
+/// Runs the cases for the raw store or for cipherfs (see `battery::On`) with A's and B's
 /// working directories made by `mkdir` under `a`/`b`, and `check` giving
 /// the third view's; returns the failures, one line each.
 fn run_cases(a: &Path, b: &Path, raw: bool, check: CheckCase) -> Vec<String> {
     let mut failures = Vec::new();
     for (i, case) in CASES.iter().enumerate() {
-        if case.raw_only && !raw {
+        let wanted = match case.on {
+            battery::On::Both => true,
+            battery::On::Raw => raw,
+            battery::On::Cipherfs => !raw,
+        };
+        if !wanted {
             continue;
         }
         let dir = format!("case{i}");
