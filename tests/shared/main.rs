@@ -250,23 +250,14 @@ fn on_a_local_directory_the_mode_is_off_unless_asked_for() {
     let Some(local) = LocalViews::new("shared-local-mode") else {
         return;
     };
-    let scratch = local.root.join("scratch");
-    std::fs::create_dir_all(&scratch).unwrap();
-    let passfile = scratch.join("pw");
-    write_private(&passfile, "pw\n");
-    let cipher = local.views.a.join("c");
-    std::fs::create_dir(&cipher).unwrap();
-    assert!(init_cheap(&passfile, &cipher, &[]).status.success());
-    let plain = mount_line(&cipher, &scratch.join("p1"), &passfile, &[]);
+    let (plain, asked) = mount_lines(
+        &local.views.a.join("c"),
+        &local.root.join("scratch"),
+        &["-o", "sharedstorage"],
+    );
     assert!(
         plain.contains("mounted ") && !plain.contains("shared-storage"),
         "{plain}"
-    );
-    let asked = mount_line(
-        &cipher,
-        &scratch.join("p2"),
-        &passfile,
-        &["-o", "sharedstorage"],
     );
     assert!(
         asked.contains("shared-storage mode (-o sharedstorage)"),
@@ -316,26 +307,30 @@ fn mount_line(cipher: &Path, plain: &Path, passfile: &Path, opts: &[&str]) -> St
         .to_string()
 }
 
+/// Makes a cipher directory at `cipher` and mounts it twice in turn
+/// (scratch space in `scratch`): the mount log lines without options and
+/// with `opts`.
+fn mount_lines(cipher: &Path, scratch: &Path, opts: &[&str]) -> (String, String) {
+    std::fs::create_dir_all(scratch).unwrap();
+    let passfile = scratch.join("pw");
+    write_private(&passfile, "pw\n");
+    std::fs::create_dir(cipher).unwrap();
+    assert!(init_cheap(&passfile, cipher, &[]).status.success());
+    (
+        mount_line(cipher, &scratch.join("p1"), &passfile, &[]),
+        mount_line(cipher, &scratch.join("p2"), &passfile, opts),
+    )
+}
+
 /// On GlusterFS (a FUSE filesystem) the mode is on without being asked for,
 /// the log line says why, and `-o nosharedstorage` turns it off.
 fn the_mode_turns_itself_on(v: &Views) {
     let scratch = std::env::temp_dir().join(format!("cipherfs-shared-auto-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let passfile = scratch.join("pw");
-    write_private(&passfile, "pw\n");
     let cipher = v.a.join(format!("auto-{}", std::process::id()));
-    std::fs::create_dir(&cipher).unwrap();
-    assert!(init_cheap(&passfile, &cipher, &[]).status.success());
-    let auto = mount_line(&cipher, &scratch.join("p1"), &passfile, &[]);
+    let (auto, off) = mount_lines(&cipher, &scratch, &["-o", "nosharedstorage"]);
     assert!(
         auto.contains("shared-storage mode (the cipher directory is on fuse"),
         "{auto}"
-    );
-    let off = mount_line(
-        &cipher,
-        &scratch.join("p2"),
-        &passfile,
-        &["-o", "nosharedstorage"],
     );
     assert!(
         off.contains("mounted ") && !off.contains("shared-storage"),
