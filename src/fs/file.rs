@@ -268,19 +268,23 @@ impl CipherFs {
                 node.lock.release();
                 return Err(e);
             }
-            Ok(new_p) => match hold {
-                SizeHold::Owned => {
-                    node.lock
-                        .keep_after_write(node, releaser, file, None, (new_p, stamp))
+            // Holding the size, the write left the backing file exactly
+            // as long as the new plaintext size asks.
+            Ok(new_p) => {
+                let known = (new_p, stamp.with_size(self.layout.cipher_size(new_p)));
+                match hold {
+                    SizeHold::Owned => node
+                        .lock
+                        .keep_after_write(node, releaser, file, None, known),
+                    SizeHold::Taken {
+                        lock,
+                        exclusive: true,
+                    } => node
+                        .lock
+                        .keep_after_write(node, releaser, file, Some(lock), known),
+                    SizeHold::Taken { .. } => {}
                 }
-                SizeHold::Taken {
-                    lock,
-                    exclusive: true,
-                } => node
-                    .lock
-                    .keep_after_write(node, releaser, file, Some(lock), (new_p, stamp)),
-                SizeHold::Taken { .. } => {}
-            },
+            }
         }
         Ok(data.len() as u32)
     }
@@ -485,8 +489,9 @@ impl CipherFs {
         };
         match self.truncate_run(node, file, new_p, old_p, stamp, true) {
             Ok(()) => {
+                let known = (new_p, stamp.with_size(self.layout.cipher_size(new_p)));
                 node.lock
-                    .keep_after_write(node, releaser, file, taken, (new_p, stamp));
+                    .keep_after_write(node, releaser, file, taken, known);
                 Ok(())
             }
             Err(e) => {

@@ -219,6 +219,11 @@ impl Stamp {
         self.size
     }
 
+    /// The same state at another size (after cipherfs set it).
+    pub fn with_size(self, size: u64) -> Self {
+        Self { size, ..self }
+    }
+
     pub fn of(m: &std::fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
