@@ -95,6 +95,26 @@ impl Node {
     pub fn stat(&self) -> rustix::io::Result<Stat> {
         fstat(&self.fd)
     }
+
+    /// What the backing filesystem answered to cipherfs's own change (see
+    /// `stat_after_change`).
+    pub fn stat_after_change(&self) -> rustix::io::Result<Stat> {
+        stat_after_change(&self.fd)
+    }
+}
+
+/// The attributes the backing filesystem's client already holds for `fd`,
+/// right after cipherfs changed them or made the file: the server sent them
+/// with its answer to that change, so a network filesystem need not be asked
+/// again (AT_STATX_DONT_SYNC; local filesystems are always in sync). Not for
+/// a GETATTR or lookup: another machine may have changed them since.
+pub fn stat_after_change(fd: &impl std::os::fd::AsFd) -> rustix::io::Result<Stat> {
+    use rustix::fs::AtFlags;
+    let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC;
+    match rustix::fs::statat(fd, "", flags) {
+        Err(rustix::io::Errno::INVAL) => fstat(fd),
+        r => r,
+    }
 }
 
 #[derive(Default)]

@@ -97,14 +97,22 @@ const O_PATH: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXE
 impl CipherFs {
     /// Opens the entry `entry` of `parent` as a node, counting a kernel reference.
     pub(super) fn enter(&self, parent: &Node, entry: &str) -> FsResult<(Arc<Node>, Attr)> {
-        self.adopt(openat(&parent.fd, entry, O_PATH, Mode::empty())?)
+        let fd = openat(&parent.fd, entry, O_PATH, Mode::empty())?;
+        let st = rustix::fs::fstat(&fd)?;
+        self.remember(fd, &st)
     }
 
-    /// A node for the `O_PATH` descriptor `fd`, counting a kernel reference.
+    /// A node for the `O_PATH` descriptor `fd` of a file cipherfs just
+    /// made, counting a kernel reference.
     fn adopt(&self, fd: OwnedFd) -> FsResult<(Arc<Node>, Attr)> {
-        let st = rustix::fs::fstat(&fd)?;
-        let node = self.nodes.remember(fd, &st);
-        match self.attr(&node, &st) {
+        let st = super::node::stat_after_change(&fd)?;
+        self.remember(fd, &st)
+    }
+
+    /// A node for `fd` and its stat `st`, counting a kernel reference.
+    fn remember(&self, fd: OwnedFd, st: &rustix::fs::Stat) -> FsResult<(Arc<Node>, Attr)> {
+        let node = self.nodes.remember(fd, st);
+        match self.attr(&node, st) {
             Ok(a) => Ok((node, a)),
             Err(e) => {
                 self.nodes.forget(node.id, 1);
@@ -195,7 +203,8 @@ impl CipherFs {
                 rustix::fs::utimensat(rustix::fs::CWD, proc_path(&node), &times, AtFlags::empty())?;
             }
         }
-        self.getattr(id)
+        // What the backing filesystem answered to these changes.
+        self.attr(&node, &node.stat_after_change()?)
     }
 
     pub fn readlink(&self, id: u64) -> FsResult<Vec<u8>> {
