@@ -22,7 +22,7 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg};
@@ -146,6 +146,16 @@ impl Drop for RangeLock<'_> {
 /// Another machine waits this long at most.
 const LINGER: Duration = Duration::from_millis(20);
 
+/// How long a lock in constant use is kept before it is let go and taken
+/// again: without a bound, a daemon that reads or writes a file without a
+/// pause would keep another machine out of it for good.
+const MAX_HOLD: Duration = Duration::from_millis(100);
+
+/// After letting an old lock go, a pause before taking it again: the other
+/// machine's waiting request gets the lock first (a local filesystem wakes
+/// waiters but does not queue them).
+const YIELD: Duration = Duration::from_millis(1);
+
 /// The lock this daemon holds on a node's backing file beyond a single
 /// request: the readers' shared whole-file lock (taken by the first reader,
 /// kept while any reads), or the size byte alone after a growing write or a
@@ -155,11 +165,16 @@ const LINGER: Duration = Duration::from_millis(20);
 #[derive(Default)]
 pub struct NodeLock {
     held: Mutex<Held>,
+    /// Signalled when the last reader is done.
+    drained: Condvar,
 }
 
 #[derive(Default)]
 struct Held {
     lock: Option<File>,
+    /// When the lock was taken: one in use without a break is let go after
+    /// `MAX_HOLD`, so that other machines get their turn.
+    since: Option<Instant>,
     /// The lock is the size byte alone (else the whole file, shared).
     exclusive: bool,
     readers: usize,
@@ -175,6 +190,7 @@ struct Held {
 impl Held {
     fn let_go(&mut self) {
         self.known = None;
+        self.since = None;
         if let Some(f) = self.lock.take() {
             unlock_all(&f);
         }
@@ -199,6 +215,11 @@ impl NodeLock {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the lock has been held for `MAX_HOLD` without a break.
+    fn overdue(held: &Held) -> bool {
+        held.since.is_some_and(|t| t.elapsed() > MAX_HOLD)
+    }
+
     /// Lets the lock go now (after a failed write, whose size is unknown).
     pub fn release(&self) {
         self.state().let_go();
@@ -211,6 +232,12 @@ impl NodeLock {
     /// description, which that would block.
     pub fn owned_by_writer(&self) -> Option<(u64, Stamp)> {
         let mut held = self.state();
+        if Self::overdue(&held) {
+            held.let_go();
+            drop(held);
+            std::thread::sleep(YIELD);
+            return None;
+        }
         match (&held.lock, held.exclusive, held.known) {
             (Some(_), true, Some(k)) => {
                 // In use again: a release already scheduled is skipped.
@@ -242,6 +269,7 @@ impl NodeLock {
             std::mem::forget(lock);
             held.lock = Some(dup);
             held.exclusive = true;
+            held.since = Some(Instant::now());
         }
         held.known = Some(known);
         held.schedule(node, releaser);
@@ -298,6 +326,22 @@ impl<'a> ReadLock<'a> {
     /// no one else writes either).
     pub fn take(node: &'a Arc<Node>, file: &File, releaser: &'a Releaser) -> FsResult<Self> {
         let mut held = node.lock.state();
+        // An overdue lock takes no new readers: once those reading are
+        // done it is let go, and taken again after a pause.
+        while NodeLock::overdue(&held) {
+            if held.readers == 0 {
+                held.let_go();
+                drop(held);
+                std::thread::sleep(YIELD);
+                held = node.lock.state();
+            } else {
+                held = node
+                    .lock
+                    .drained
+                    .wait(held)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
         if held.lock.is_none() {
             let dup = file.try_clone()?;
             set(&dup, &flock(libc::F_RDLCK, 0, 0), true)?;
@@ -306,6 +350,7 @@ impl<'a> ReadLock<'a> {
             drop_cached(&dup);
             held.lock = Some(dup);
             held.exclusive = false;
+            held.since = Some(Instant::now());
         }
         held.readers += 1;
         Ok(Self { node, releaser })
@@ -328,6 +373,7 @@ impl Drop for ReadLock<'_> {
         let mut held = self.node.lock.state();
         held.readers -= 1;
         if held.readers == 0 {
+            self.node.lock.drained.notify_all();
             held.schedule(self.node, self.releaser);
         }
     }
