@@ -156,7 +156,7 @@ impl CipherFs {
     pub(super) fn read_file(
         &self,
         node: &Arc<Node>,
-        file: &File,
+        file: &Arc<File>,
         offset: u64,
         size: u32,
     ) -> FsResult<Vec<u8>> {
@@ -247,7 +247,7 @@ impl CipherFs {
     pub(super) fn write_file(
         &self,
         node: &Arc<Node>,
-        file: &File,
+        file: &Arc<File>,
         offset: u64,
         data: &[u8],
     ) -> FsResult<u32> {
@@ -473,7 +473,12 @@ impl CipherFs {
         }
     }
 
-    pub(super) fn truncate_file(&self, node: &Arc<Node>, file: &File, new_p: u64) -> FsResult<()> {
+    pub(super) fn truncate_file(
+        &self,
+        node: &Arc<Node>,
+        file: &Arc<File>,
+        new_p: u64,
+    ) -> FsResult<()> {
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
         let Some(releaser) = &self.shared else {
             let (old_p, stamp) = self.file_state(node, file)?;

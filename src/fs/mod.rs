@@ -91,7 +91,9 @@ pub struct Attr {
 pub enum Handle {
     File {
         node: Arc<Node>,
-        file: File,
+        /// Shared with the node's lingering lock on shared storage, which
+        /// lives on this open file description.
+        file: Arc<File>,
     },
     Dir {
         node: Arc<Node>,

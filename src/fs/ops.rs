@@ -179,7 +179,10 @@ impl CipherFs {
             }
             match fh.map(|fh| self.handle(fh)).transpose()?.as_deref() {
                 Some(Handle::File { file, .. }) => self.truncate_file(&node, file, size)?,
-                _ => self.truncate_file(&node, &self.reopen(&node, libc::O_RDWR)?, size)?,
+                _ => {
+                    let file = Arc::new(self.reopen(&node, libc::O_RDWR)?);
+                    self.truncate_file(&node, &file, size)?
+                }
             }
             if set.kill_suidgid {
                 self.kill_suidgid(&node)?;
@@ -397,7 +400,10 @@ impl CipherFs {
             Some(f) => f,
             None => self.reopen(&node, flags)?,
         };
-        let fh = self.add_handle(Handle::File { node, file });
+        let fh = self.add_handle(Handle::File {
+            node,
+            file: Arc::new(file),
+        });
         Ok(CreatedFile {
             id,
             attr,
@@ -503,7 +509,10 @@ impl CipherFs {
             return Err(FsError(libc::EISDIR));
         }
         let file = self.reopen(&node, flags)?;
-        Ok(self.add_handle(Handle::File { node, file }))
+        Ok(self.add_handle(Handle::File {
+            node,
+            file: Arc::new(file),
+        }))
     }
 
     pub(super) fn file_handle(&self, fh: u64) -> FsResult<Arc<Handle>> {

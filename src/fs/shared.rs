@@ -160,8 +160,10 @@ const YIELD: Duration = Duration::from_millis(1);
 /// request: the readers' shared whole-file lock (taken by the first reader,
 /// kept while any reads), or the size byte alone after a growing write or a
 /// truncate. Either is let go `LINGER` after its last use, or at once when
-/// a writer of this daemon needs something else. It is held on a duplicate
-/// of the descriptor it was taken on (the same open file description).
+/// a writer of this daemon needs something else. The node keeps the open
+/// file it was taken on (a handle's, which may have been released since)
+/// until then: a duplicate descriptor would cost a flush on network storage
+/// when closed.
 #[derive(Default)]
 pub struct NodeLock {
     held: Mutex<Held>,
@@ -171,7 +173,8 @@ pub struct NodeLock {
 
 #[derive(Default)]
 struct Held {
-    lock: Option<File>,
+    /// The open file description the lock lives on.
+    lock: Option<Arc<File>>,
     /// When the lock was taken: one in use without a break is let go after
     /// `MAX_HOLD`, so that other machines get their turn.
     since: Option<Instant>,
@@ -258,16 +261,15 @@ impl NodeLock {
         &self,
         node: &Arc<Node>,
         releaser: &Releaser,
-        file: &File,
+        file: &Arc<File>,
         taken: Option<RangeLock<'_>>,
         known: (u64, Stamp),
     ) {
         let mut held = self.state();
         if let Some(lock) = taken {
-            let Ok(dup) = file.try_clone() else { return };
-            // The lock now belongs to the duplicate's description.
+            // Kept with the description it lives on, unlocked when let go.
             std::mem::forget(lock);
-            held.lock = Some(dup);
+            held.lock = Some(Arc::clone(file));
             held.exclusive = true;
             held.since = Some(Instant::now());
         }
@@ -324,7 +326,7 @@ pub struct ReadLock<'a> {
 impl<'a> ReadLock<'a> {
     /// The readers' lock, or the size byte this daemon holds alone (then
     /// no one else writes either).
-    pub fn take(node: &'a Arc<Node>, file: &File, releaser: &'a Releaser) -> FsResult<Self> {
+    pub fn take(node: &'a Arc<Node>, file: &Arc<File>, releaser: &'a Releaser) -> FsResult<Self> {
         let mut held = node.lock.state();
         // An overdue lock takes no new readers: once those reading are
         // done it is let go, and taken again after a pause.
@@ -343,12 +345,11 @@ impl<'a> ReadLock<'a> {
             }
         }
         if held.lock.is_none() {
-            let dup = file.try_clone()?;
-            set(&dup, &flock(libc::F_RDLCK, 0, 0), true)?;
+            set(file, &flock(libc::F_RDLCK, 0, 0), true)?;
             // While this daemon holds the lock, no one else writes: what
             // it caches from now on stays true until it is let go.
-            drop_cached(&dup);
-            held.lock = Some(dup);
+            drop_cached(file);
+            held.lock = Some(Arc::clone(file));
             held.exclusive = false;
             held.since = Some(Instant::now());
         }
