@@ -43,7 +43,7 @@ pub fn cipherfs(args: &[&str]) -> Output {
 
 /// Whether this machine can run mount tests; why not, otherwise. The test
 /// command sets CIPHERFS_REQUIRE_FUSE=1 on the host, so there they cannot skip.
-fn fuse_usable(test: &str) -> bool {
+pub fn fuse_usable(test: &str) -> bool {
     let missing = if !Path::new("/dev/fuse").exists() {
         Some("/dev/fuse is missing".to_string())
     } else if !Path::new(BIN).exists() {

@@ -40,6 +40,9 @@ struct LocalViews {
 
 impl LocalViews {
     fn new(test: &str) -> Option<Self> {
+        if !common::mount::fuse_usable(test) {
+            return None;
+        }
         if !rustix::process::geteuid().is_root() {
             if std::env::var("CIPHERFS_REQUIRE_FUSE").as_deref() == Ok("1") {
                 panic!("{test}: bind mounts need root, and the test command requires this test");
