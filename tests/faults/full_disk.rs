@@ -46,7 +46,19 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // The daemon above may still be exiting, its descriptors keeping
+        // the tmpfs busy for a moment: retry, or the mount is left behind.
+        for _ in 0..100 {
+            let done = Command::new("umount")
+                .arg(&self.0)
+                .output()
+                .map(|o| o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("busy"))
+                .unwrap_or(true);
+            if done {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = fs::remove_dir(&self.0);
     }
 }

@@ -309,8 +309,21 @@ fn the_stress_threads_split_across_two_shared_storage_mounts_lose_nothing() {
     stress("stress-two-mounts", &[], true);
 }
 
+/// A second mount of a cipher directory, unmounted when dropped (also when
+/// the test fails).
+struct SecondMount(PathBuf);
+
+impl Drop for SecondMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.0)
+            .output();
+    }
+}
+
 /// A second mount of `m`'s cipher directory, in shared-storage mode.
-fn second_mount(m: &Mounted) -> PathBuf {
+fn second_mount(m: &Mounted) -> SecondMount {
     let p = m.root.join("p2");
     fs::create_dir_all(&p).unwrap();
     let out = crate::common::mount::cipherfs(&[
@@ -323,7 +336,7 @@ fn second_mount(m: &Mounted) -> PathBuf {
         p.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "second mount: {out:?}");
-    p
+    SecondMount(p)
 }
 
 fn stress(test: &str, init: &[&str], two_mounts: bool) {
@@ -343,11 +356,10 @@ fn stress(test: &str, init: &[&str], two_mounts: bool) {
     drop_caches();
     let fds_before = fd_count(&pid);
 
-    let plain_b = if two_mounts {
-        second_mount(&m)
-    } else {
-        m.plain.clone()
-    };
+    let second = two_mounts.then(|| second_mount(&m));
+    let plain_b = second
+        .as_ref()
+        .map_or_else(|| m.plain.clone(), |s| s.0.clone());
     // Thread i works on mount A when even, on B when odd.
     let on = |i: usize| {
         if i.is_multiple_of(2) {
@@ -485,10 +497,10 @@ fn stress(test: &str, init: &[&str], two_mounts: bool) {
         fds_after <= fds_before + 2,
         "the daemon holds {fds_after} descriptors after the run, {fds_before} before: a leak"
     );
-    if two_mounts {
+    if let Some(b) = second {
         let out = std::process::Command::new("fusermount3")
             .arg("-u")
-            .arg(&plain_b)
+            .arg(&b.0)
             .output()
             .unwrap();
         assert!(out.status.success(), "unmounting B: {out:?}");
