@@ -392,7 +392,10 @@ fn serve(
     let reason = loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(sig) => break Some(format!("signal {sig}")),
-            Err(mpsc::RecvTimeoutError::Timeout) if is_mounted(mountpoint) => {
+            // The session ends when the kernel ends this mount's connection.
+            // Not "is something mounted at the path": a new mount there, made
+            // as soon as this one went, would keep this daemon waiting for good.
+            Err(mpsc::RecvTimeoutError::Timeout) if !session.guard.is_finished() => {
                 let Some(idle) = opts.idle else { continue };
                 if activity.idle_for() < idle {
                     continue;
@@ -419,21 +422,16 @@ fn serve(
     };
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     handle.close();
-    if reason.is_some() && is_mounted(mountpoint) {
+    // By path, so only while this mount is still the one there.
+    if reason.is_some() && !session.guard.is_finished() && is_mounted(mountpoint) {
         unmount(mountpoint);
     }
-    if !is_mounted(mountpoint) {
+    if session.guard.is_finished() || !is_mounted(mountpoint) {
         // fuser then tries to unmount it again as the session ends, and
         // warns that it could not: not worth a line.
         crate::logging::mount_gone();
     }
-    // Once the mount is gone the kernel ends the connection, with ENODEV or,
-    // after a lazy detach, sometimes ECONNABORTED: both are the normal end.
-    let joined = match session.join() {
-        Ok(()) => Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ECONNABORTED)) => Ok(()),
-        Err(e) => Err(Failure::new(exitcode::OTHER, e.to_string())),
-    };
+    let joined = join_session(session);
     if let Some(p) = &opts.pidfile {
         let _ = std::fs::remove_file(p);
     }
@@ -443,6 +441,28 @@ fn serve(
         reason.as_deref().unwrap_or("by umount or fusermount3 -u")
     );
     joined
+}
+
+/// Waits for the FUSE session to end. Once the mount is gone the kernel ends
+/// the connection, with ENODEV or, after a lazy detach, sometimes
+/// ECONNABORTED: both are the normal end, and then fuser's own unmount is
+/// skipped. It goes by path, and fuser 0.18 takes a dead connection for a
+/// live one, so it would unmount whatever was mounted at the path since: a
+/// restarted daemon's new mount (fixed upstream in fuser pull request 703,
+/// not released).
+fn join_session(mut session: fuser::BackgroundSession) -> Result<(), Failure> {
+    let guard = std::mem::replace(&mut session.guard, std::thread::spawn(|| Ok(())));
+    let ended = guard
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the FUSE session thread panicked")));
+    match ended {
+        Ok(()) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ECONNABORTED)) => {}
+        // The session ended by itself: fuser unmounts as it is dropped.
+        Err(e) => return Err(Failure::new(exitcode::OTHER, e.to_string())),
+    }
+    std::mem::forget(session);
+    Ok(())
 }
 
 /// Unmounts; a busy mount is detached lazily (it goes away when its last

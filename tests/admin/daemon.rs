@@ -1,5 +1,6 @@
 //! Daemon behaviour: --idle unmounts after no use, --pidfile, and a busy
-//! mount on SIGTERM is detached lazily and says so; READDIRPLUS keeps the
+//! mount on SIGTERM is detached lazily and says so; a daemon exits when its
+//! mount goes, even if another takes its place; READDIRPLUS keeps the
 //! kernel's references balanced.
 
 use crate::common;
@@ -147,6 +148,53 @@ fn a_busy_mount_on_sigterm_is_detached_lazily_and_says_so() {
     let text = fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{status}; daemon log: {text}");
     assert!(text.contains("busy: detached lazily"), "{text}");
+}
+
+/// A daemon whose mount is unmounted exits, even when a new mount is made
+/// at the same path before it looks (the daemon was stopped meanwhile, so
+/// the new mount is always first), and it leaves the new mount alone.
+#[test]
+fn a_daemon_exits_when_its_mount_goes_though_a_new_one_takes_its_place() {
+    let Some(m) = Mounted::new("replaced", &[]) else {
+        return;
+    };
+    m.unmount();
+    let log = m.root.join("log");
+    let mut old = m
+        .foreground_command()
+        .stderr(Stdio::from(fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    wait_until("the first mount", 10, || m.is_mounted());
+    signal(&old, "-STOP");
+    m.unmount();
+    m.mount();
+    signal(&old, "-CONT");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = old.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = old.kill();
+            panic!("the first daemon did not exit after its mount was unmounted");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}; daemon log: {text}");
+    assert!(text.contains("by umount or fusermount3 -u"), "{text}");
+    assert!(m.is_mounted(), "the new mount went with the old daemon");
+    fs::write(m.plain.join("f"), b"the new mount answers").unwrap();
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {sig} failed");
 }
 
 #[test]
