@@ -98,7 +98,8 @@ impl CipherFs {
     /// Opens the entry `entry` of `parent` as a node, counting a kernel reference.
     pub(super) fn enter(&self, parent: &Node, entry: &str) -> FsResult<(Arc<Node>, Attr)> {
         let fd = openat(&parent.fd, entry, O_PATH, Mode::empty())?;
-        let st = rustix::fs::fstat(&fd)?;
+        // The open looked the entry up, attributes and all.
+        let st = super::node::stat_after_change(&fd)?;
         self.remember(fd, &st)
     }
 
