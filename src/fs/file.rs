@@ -175,7 +175,10 @@ impl CipherFs {
             return Ok(Vec::new());
         }
         let end = p_size.min(offset + u64::from(size));
-        let fc = self.cipher_for(node, file, stamp)?;
+        let fc = match &other_machines {
+            Some(lock) => lock.cipher(|| self.cipher_for(node, file, stamp))?,
+            None => self.cipher_for(node, file, stamp)?,
+        };
         let l = self.layout;
         let s = l.sector;
         let range = l.sectors_touched(offset, end - offset);
@@ -270,18 +273,18 @@ impl CipherFs {
             }
             // Holding the size, the write left the backing file exactly
             // as long as the new plaintext size asks.
-            Ok(new_p) => {
+            Ok((new_p, fc)) => {
                 let known = (new_p, stamp.with_size(self.layout.cipher_size(new_p)));
+                let keep = |taken| {
+                    node.lock
+                        .keep_after_write(node, releaser, file, taken, known, Some(fc))
+                };
                 match hold {
-                    SizeHold::Owned => node
-                        .lock
-                        .keep_after_write(node, releaser, file, None, known),
+                    SizeHold::Owned(_) => keep(None),
                     SizeHold::Taken {
                         lock,
                         exclusive: true,
-                    } => node
-                        .lock
-                        .keep_after_write(node, releaser, file, Some(lock), known),
+                    } => keep(Some(lock)),
                     SizeHold::Taken { .. } => {}
                 }
             }
@@ -290,7 +293,8 @@ impl CipherFs {
     }
 
     /// Writes `data` at `offset` into a file of plaintext size `old_p`,
-    /// holding `hold` on shared storage; returns the new plaintext size.
+    /// holding `hold` on shared storage; returns the new plaintext size and
+    /// the file's cipher.
     #[allow(clippy::too_many_arguments)]
     fn write_run(
         &self,
@@ -301,7 +305,7 @@ impl CipherFs {
         old_p: u64,
         stamp: Stamp,
         hold: Option<&SizeHold>,
-    ) -> FsResult<u64> {
+    ) -> FsResult<(u64, Arc<FileCipher>)> {
         let end = offset + data.len() as u64;
         let l = self.layout;
         let s = l.sector;
@@ -311,7 +315,13 @@ impl CipherFs {
         let buf_len = l.run_len(first, last, new_p);
         // A partial old last sector that the write does not reach becomes a
         // longer one: it is re-encrypted zero-extended before the gap.
-        let old_last = (old_p > 0 && (old_p - 1) / s < first).then(|| (old_p - 1) / s);
+        let old_last =
+            (!old_p.is_multiple_of(s) && (old_p - 1) / s < first).then(|| (old_p - 1) / s);
+        // A write past the old end that leaves the old sectors as they are
+        // (a new file, an append after a whole sector) is undone when it
+        // fails, by cutting the file back, instead of reserving space first
+        // (a round trip on network storage, for every write of a sequence).
+        let appends = old_last.is_none() && first * s >= old_p;
         let c_first = l.c_sector_offset(first);
         // A new file's header goes out with its first sectors when they
         // follow it: one backing write (a round trip on network storage).
@@ -334,9 +344,7 @@ impl CipherFs {
             }) => Some(RangeLock::take(file, c_first, buf_len, true)?),
             _ => None,
         };
-        // A new file needs no reservation: a write that fails for space
-        // leaves it empty again (below), as it was.
-        if old_p > 0 {
+        if !appends {
             reserve(file, c_first, c_first + buf_len)?;
         }
         let mut buf = vec![0u8; pre + buf_len as usize];
@@ -350,6 +358,8 @@ impl CipherFs {
                 return Err(e.into());
             }
             fc
+        } else if let Some(SizeHold::Owned(Some(fc))) = hold {
+            Arc::clone(fc)
         } else {
             self.cipher_for(node, file, stamp)?
         };
@@ -380,8 +390,8 @@ impl CipherFs {
         fc.encrypt_run_in_place(first, run, new_p)?;
         file.write_all_at(&buf, c_first - pre as u64)
             .inspect_err(|_| {
-                if old_p == 0 {
-                    let _ = file.set_len(0);
+                if appends {
+                    let _ = file.set_len(l.cipher_size(old_p));
                 }
             })?;
         // The stored size must match the new plaintext size exactly: a last
@@ -396,7 +406,7 @@ impl CipherFs {
             if hold.exclusive() && stamp.size().max(c_first + buf_len) != want {
                 file.set_len(want)?;
             }
-            return Ok(new_p);
+            return Ok((new_p, fc));
         }
         let mut m = file.metadata()?;
         if m.len() != want {
@@ -404,7 +414,7 @@ impl CipherFs {
             m = file.metadata()?;
         }
         self.restamp(node, &m);
-        Ok(new_p)
+        Ok((new_p, fc))
     }
 
     /// Modes 0 and KEEP_SIZE: backing space for the range is reserved, so
@@ -444,8 +454,8 @@ impl CipherFs {
         file: &'f File,
         end: u64,
     ) -> FsResult<(SizeHold<'f>, u64, Stamp)> {
-        if let Some((p, stamp)) = node.lock.owned_by_writer() {
-            return Ok((SizeHold::Owned, p, stamp));
+        if let Some((p, stamp, fc)) = node.lock.owned_by_writer() {
+            return Ok((SizeHold::Owned(fc), p, stamp));
         }
         // A guess from what this daemon last saw (a stat is a round trip),
         // checked under the lock; a file it knows nothing of may be new.
@@ -482,21 +492,23 @@ impl CipherFs {
         let _excl = node.io.write().unwrap_or_else(|e| e.into_inner());
         let Some(releaser) = &self.shared else {
             let (old_p, stamp) = self.file_state(node, file)?;
-            return self.truncate_run(node, file, new_p, old_p, stamp, false);
+            return self
+                .truncate_run(node, file, new_p, old_p, stamp, None)
+                .map(drop);
         };
-        let (taken, old_p, stamp) = match node.lock.owned_by_writer() {
-            Some((p, stamp)) => (None, p, stamp),
+        let (taken, old_p, stamp, fc) = match node.lock.owned_by_writer() {
+            Some((p, stamp, fc)) => (None, p, stamp, fc),
             None => {
                 let lock = RangeLock::size(file, true)?;
                 let (p, stamp) = self.file_state(node, file)?;
-                (Some(lock), p, stamp)
+                (Some(lock), p, stamp, None)
             }
         };
-        match self.truncate_run(node, file, new_p, old_p, stamp, true) {
-            Ok(()) => {
+        match self.truncate_run(node, file, new_p, old_p, stamp, Some(fc)) {
+            Ok(fc) => {
                 let known = (new_p, stamp.with_size(self.layout.cipher_size(new_p)));
                 node.lock
-                    .keep_after_write(node, releaser, file, taken, known);
+                    .keep_after_write(node, releaser, file, taken, known, fc);
                 Ok(())
             }
             Err(e) => {
@@ -506,7 +518,9 @@ impl CipherFs {
         }
     }
 
-    /// Truncates a file of plaintext size `old_p` to `new_p`.
+    /// Truncates a file of plaintext size `old_p` to `new_p`; returns the
+    /// cipher it used, if any. On shared storage `held` is given, with the
+    /// cipher known under the lock held if there is one.
     fn truncate_run(
         &self,
         node: &Node,
@@ -514,19 +528,20 @@ impl CipherFs {
         new_p: u64,
         old_p: u64,
         stamp: Stamp,
-        shared: bool,
-    ) -> FsResult<()> {
+        held: Option<Option<Arc<FileCipher>>>,
+    ) -> FsResult<Option<Arc<FileCipher>>> {
         let l = self.layout;
         let s = l.sector;
         if new_p == 0 {
             // The header goes too, so the next write picks a fresh nonce.
             file.set_len(0)?;
             *node.cipher.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            return Ok(());
+            return Ok(None);
         }
         if new_p == old_p {
-            return Ok(());
+            return Ok(None);
         }
+        let shared = held.is_some();
         // Growing writes a header or a longer old last sector; the rest are holes.
         if old_p == 0 {
             reserve(file, 0, HEADER_LEN as u64)?;
@@ -538,6 +553,8 @@ impl CipherFs {
         let fc = if old_p == 0 {
             let (fc, header) = self.start_file(node, stamp)?;
             file.write_all_at(&header, 0)?;
+            fc
+        } else if let Some(Some(fc)) = held {
             fc
         } else {
             self.cipher_for(node, file, stamp)?
@@ -556,14 +573,15 @@ impl CipherFs {
         if !shared {
             self.restamp(node, &file.metadata()?);
         }
-        Ok(())
+        Ok(Some(fc))
     }
 }
 
 /// A write's hold on the size byte (shared storage): still held from this
 /// daemon's last write, or taken for this one.
 enum SizeHold<'f> {
-    Owned,
+    /// With the file's cipher, if known under the lock.
+    Owned(Option<Arc<FileCipher>>),
     Taken {
         lock: RangeLock<'f>,
         exclusive: bool,
@@ -574,7 +592,7 @@ impl SizeHold<'_> {
     fn exclusive(&self) -> bool {
         matches!(
             self,
-            SizeHold::Owned
+            SizeHold::Owned(_)
                 | SizeHold::Taken {
                     exclusive: true,
                     ..

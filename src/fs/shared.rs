@@ -29,6 +29,7 @@ use nix::fcntl::{fcntl, FcntlArg};
 
 use super::error::{FsError, FsResult};
 use super::node::{Node, Stamp};
+use crate::content::FileCipher;
 
 /// The byte that stands for a file's size and header. Far past any size a
 /// stored file reaches, and below every filesystem's largest offset.
@@ -188,11 +189,16 @@ struct Held {
     /// one else can change them while it is held, so no stat is needed (a
     /// round trip on network storage) until it is let go.
     known: Option<(u64, Stamp)>,
+    /// The file's cipher, from a header read or written under this lock:
+    /// the header cannot change either while it is held, so it need not be
+    /// read again (another round trip).
+    cipher: Option<Arc<FileCipher>>,
 }
 
 impl Held {
     fn let_go(&mut self) {
         self.known = None;
+        self.cipher = None;
         self.since = None;
         if let Some(f) = self.lock.take() {
             unlock_all(&f);
@@ -229,11 +235,12 @@ impl NodeLock {
     }
 
     /// For a writer of this daemon, which holds the node's io lock alone:
-    /// the file's size and state when this daemon still holds the size
-    /// byte from its last write (nothing to lock or stat then). A readers'
+    /// the file's size and state, and its cipher if known, when this daemon
+    /// still holds the size byte from its last write (nothing to lock, stat
+    /// or read then). A readers'
     /// lock is let go instead: the writer takes its own, on another
     /// description, which that would block.
-    pub fn owned_by_writer(&self) -> Option<(u64, Stamp)> {
+    pub fn owned_by_writer(&self) -> Option<(u64, Stamp, Option<Arc<FileCipher>>)> {
         let mut held = self.state();
         if Self::overdue(&held) {
             held.let_go();
@@ -242,10 +249,10 @@ impl NodeLock {
             return None;
         }
         match (&held.lock, held.exclusive, held.known) {
-            (Some(_), true, Some(k)) => {
+            (Some(_), true, Some((p, stamp))) => {
                 // In use again: a release already scheduled is skipped.
                 held.idle += 1;
-                Some(k)
+                Some((p, stamp, held.cipher.clone()))
             }
             _ => {
                 held.let_go();
@@ -256,7 +263,7 @@ impl NodeLock {
 
     /// After a growing write or a truncate that held the size byte alone
     /// (taken now as `taken`, on `file`, or still held): keeps it, with the
-    /// file's new plaintext size.
+    /// file's new plaintext size and, when the caller used it, its cipher.
     pub fn keep_after_write(
         &self,
         node: &Arc<Node>,
@@ -264,6 +271,7 @@ impl NodeLock {
         file: &Arc<File>,
         taken: Option<RangeLock<'_>>,
         known: (u64, Stamp),
+        cipher: Option<Arc<FileCipher>>,
     ) {
         let mut held = self.state();
         if let Some(lock) = taken {
@@ -272,6 +280,12 @@ impl NodeLock {
             held.lock = Some(Arc::clone(file));
             held.exclusive = true;
             held.since = Some(Instant::now());
+        }
+        if known.0 == 0 {
+            // No header any more: the next write makes a new one.
+            held.cipher = None;
+        } else if cipher.is_some() {
+            held.cipher = cipher;
         }
         held.known = Some(known);
         held.schedule(node, releaser);
@@ -366,6 +380,21 @@ impl<'a> ReadLock<'a> {
         let k = read()?;
         self.node.lock.state().known = Some(k);
         Ok(k)
+    }
+}
+
+impl ReadLock<'_> {
+    /// The file's cipher, from `read` the first time while the lock is held.
+    pub fn cipher(
+        &self,
+        read: impl FnOnce() -> FsResult<Arc<FileCipher>>,
+    ) -> FsResult<Arc<FileCipher>> {
+        if let Some(c) = &self.node.lock.state().cipher {
+            return Ok(Arc::clone(c));
+        }
+        let c = read()?;
+        self.node.lock.state().cipher = Some(Arc::clone(&c));
+        Ok(c)
     }
 }
 

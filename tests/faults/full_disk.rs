@@ -136,6 +136,9 @@ fn a_full_backing_disk_fails_writes_cleanly_and_recovers(mode: crate::common::Co
         "--keep-size keeps the size"
     );
 
+    // The filler's appends after whole sectors reserve nothing: the one
+    // that fails is undone by cutting the file back, which the checks of
+    // its content below hold to.
     let mut f = File::create(&filler).unwrap();
     let filled = fill(&mut f, 3);
     assert!(
