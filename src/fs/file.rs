@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{FsError, FsResult};
 use super::node::{CachedCipher, Node, Stamp};
-use super::shared::{RangeLock, ReadLock};
+use super::shared::{RangeLock, ReadLock, SizeHold};
 use super::{CipherFs, Handle};
 use crate::content::{ContentError, FileCipher, FileHeader, HEADER_LEN};
 
@@ -20,7 +20,7 @@ impl CipherFs {
     }
 
     /// Plaintext size and the backing file's state.
-    fn file_state(&self, node: &Node, file: &File) -> FsResult<(u64, Stamp)> {
+    pub(super) fn file_state(&self, node: &Node, file: &File) -> FsResult<(u64, Stamp)> {
         let m = file.metadata()?;
         let p = self.layout.plain_size(m.len()).map_err(|e| {
             log::warn!("{}: {e}", self.describe(node));
@@ -443,46 +443,6 @@ impl CipherFs {
         Ok(())
     }
 
-    /// The plaintext size before a write that ends at `end`, and the
-    /// backing file's state, read under the size lock (shared storage):
-    /// still held from this daemon's last write, or taken now, exclusive
-    /// when the write grows the file (it then sets the size and may write
-    /// the header), shared otherwise.
-    fn lock_size<'f>(
-        &self,
-        node: &Node,
-        file: &'f File,
-        end: u64,
-    ) -> FsResult<(SizeHold<'f>, u64, Stamp)> {
-        if let Some((p, stamp, fc)) = node.lock.owned_by_writer() {
-            return Ok((SizeHold::Owned(fc), p, stamp));
-        }
-        // A guess from what this daemon last saw (a stat is a round trip),
-        // checked under the lock; a file it knows nothing of may be new.
-        let seen = node
-            .cipher
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|c| c.stamp.size());
-        let mut exclusive = match seen.map(|size| self.layout.plain_size(size)) {
-            Some(Ok(p)) => end > p,
-            _ => true,
-        };
-        loop {
-            let lock = RangeLock::size(file, exclusive)?;
-            let (p, stamp) = self.file_state(node, file)?;
-            if exclusive || end <= p {
-                return Ok((SizeHold::Taken { lock, exclusive }, p, stamp));
-            }
-            // Another machine cut the file meanwhile: this write grows it.
-            // Released before waiting again, so two such writers cannot
-            // each hold what the other waits for.
-            drop(lock);
-            exclusive = true;
-        }
-    }
-
     pub(super) fn truncate_file(
         &self,
         node: &Arc<Node>,
@@ -574,30 +534,6 @@ impl CipherFs {
             self.restamp(node, &file.metadata()?);
         }
         Ok(Some(fc))
-    }
-}
-
-/// A write's hold on the size byte (shared storage): still held from this
-/// daemon's last write, or taken for this one.
-enum SizeHold<'f> {
-    /// With the file's cipher, if known under the lock.
-    Owned(Option<Arc<FileCipher>>),
-    Taken {
-        lock: RangeLock<'f>,
-        exclusive: bool,
-    },
-}
-
-impl SizeHold<'_> {
-    fn exclusive(&self) -> bool {
-        matches!(
-            self,
-            SizeHold::Owned(_)
-                | SizeHold::Taken {
-                    exclusive: true,
-                    ..
-                }
-        )
     }
 }
 

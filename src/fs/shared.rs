@@ -408,3 +408,69 @@ impl Drop for ReadLock<'_> {
         }
     }
 }
+
+impl super::CipherFs {
+    /// The plaintext size before a write that ends at `end`, and the
+    /// backing file's state, read under the size lock (shared storage):
+    /// still held from this daemon's last write, or taken now, exclusive
+    /// when the write grows the file (it then sets the size and may write
+    /// the header), shared otherwise.
+    pub(super) fn lock_size<'f>(
+        &self,
+        node: &Node,
+        file: &'f File,
+        end: u64,
+    ) -> FsResult<(SizeHold<'f>, u64, Stamp)> {
+        if let Some((p, stamp, fc)) = node.lock.owned_by_writer() {
+            return Ok((SizeHold::Owned(fc), p, stamp));
+        }
+        // A guess from what this daemon last saw (a stat is a round trip),
+        // checked under the lock; a file it knows nothing of may be new.
+        let seen = node
+            .cipher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.stamp.size());
+        let mut exclusive = match seen.map(|size| self.layout.plain_size(size)) {
+            Some(Ok(p)) => end > p,
+            _ => true,
+        };
+        loop {
+            let lock = RangeLock::size(file, exclusive)?;
+            let (p, stamp) = self.file_state(node, file)?;
+            if exclusive || end <= p {
+                return Ok((SizeHold::Taken { lock, exclusive }, p, stamp));
+            }
+            // Another machine cut the file meanwhile: this write grows it.
+            // Released before waiting again, so two such writers cannot
+            // each hold what the other waits for.
+            drop(lock);
+            exclusive = true;
+        }
+    }
+}
+
+/// A write's hold on the size byte (shared storage): still held from this
+/// daemon's last write, or taken for this one.
+pub(super) enum SizeHold<'f> {
+    /// With the file's cipher, if known under the lock.
+    Owned(Option<Arc<FileCipher>>),
+    Taken {
+        lock: RangeLock<'f>,
+        exclusive: bool,
+    },
+}
+
+impl SizeHold<'_> {
+    pub(super) fn exclusive(&self) -> bool {
+        matches!(
+            self,
+            SizeHold::Owned(_)
+                | SizeHold::Taken {
+                    exclusive: true,
+                    ..
+                }
+        )
+    }
+}
