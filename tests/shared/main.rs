@@ -392,3 +392,68 @@ fn a_directory_seen_before_its_iv_is_waited_for_then_eio() {
     m.unmount();
     std::fs::rename(&aside, &iv).unwrap();
 }
+
+/// A lock that another client of the store holds on a file's backing file
+/// (here a plain OFD lock on it) makes this machine's reads and writes of
+/// that file wait until it is let go, and then they go through
+/// (cipherfs(1), SHARED STORAGE).
+#[test]
+fn reads_and_writes_wait_for_another_clients_lock() {
+    use nix::fcntl::{fcntl, FcntlArg};
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let Some(mut m) = common::mount::Mounted::new("shared-lock-wait", &[]) else {
+        return;
+    };
+    std::fs::write(m.plain.join("f"), b"before").unwrap();
+    m.unmount();
+    m.extra = vec!["-o".into(), "sharedstorage".into()];
+    m.mount();
+    let backing = m.cipher_files();
+    assert_eq!(backing.len(), 1, "{backing:?}");
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&backing[0])
+        .unwrap();
+    let whole = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(&held, FcntlArg::F_OFD_SETLK(&whole)).unwrap();
+
+    let start = Instant::now();
+    let f = m.plain.join("f");
+    let reader = {
+        let f = f.clone();
+        std::thread::spawn(move || (std::fs::read(f), start.elapsed()))
+    };
+    let writer = std::thread::spawn(move || {
+        let r = std::fs::OpenOptions::new()
+            .append(true)
+            .open(f)
+            .and_then(|mut a| a.write_all(b", after"));
+        (r, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !reader.is_finished() && !writer.is_finished(),
+        "a read or write went past another client's lock"
+    );
+    drop(held);
+    let (read, read_at) = reader.join().unwrap();
+    let (written, written_at) = writer.join().unwrap();
+    written.unwrap();
+    let read = read.unwrap();
+    assert!(
+        read == b"before" || read == b"before, after",
+        "{:?}",
+        String::from_utf8_lossy(&read)
+    );
+    assert!(read_at >= Duration::from_millis(450), "{read_at:?}");
+    assert!(written_at >= Duration::from_millis(450), "{written_at:?}");
+    assert_eq!(std::fs::read(m.plain.join("f")).unwrap(), b"before, after");
+}
