@@ -10,7 +10,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::mount::{cipherfs, sigterm, wait_until, Mounted};
+use crate::common::mount::{cipherfs, signal, sigterm, wait_until, Mounted};
 
 #[test]
 fn idle_unmounts_after_no_use_and_the_pidfile_comes_and_goes() {
@@ -134,17 +134,7 @@ fn a_busy_mount_on_sigterm_is_detached_lazily_and_says_so() {
         "daemon exited while the mount was still in use"
     );
     drop(held);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "daemon did not exit after the last user left"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut child, "after the last user left");
     let text = fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{status}; daemon log: {text}");
     assert!(text.contains("busy: detached lazily"), "{text}");
@@ -160,27 +150,12 @@ fn a_daemon_exits_when_its_mount_goes_though_a_new_one_takes_its_place() {
     };
     m.unmount();
     let log = m.root.join("log");
-    let mut old = m
-        .foreground_command()
-        .stderr(Stdio::from(fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    wait_until("the first mount", 10, || m.is_mounted());
+    let mut old = m.spawn_logging_to(&log);
     signal(&old, "-STOP");
     m.unmount();
     m.mount();
     signal(&old, "-CONT");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = old.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = old.kill();
-            panic!("the first daemon did not exit after its mount was unmounted");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut old, "after its mount was unmounted");
     let text = fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{status}; daemon log: {text}");
     assert!(text.contains("by umount or fusermount3 -u"), "{text}");
@@ -188,13 +163,20 @@ fn a_daemon_exits_when_its_mount_goes_though_a_new_one_takes_its_place() {
     fs::write(m.plain.join("f"), b"the new mount answers").unwrap();
 }
 
-fn signal(child: &std::process::Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .arg(sig)
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success(), "kill {sig} failed");
+/// The daemon's exit status, once it exits (`when` says after what); a
+/// daemon still running after 10 seconds is killed and fails the test.
+fn wait_for_exit(child: &mut std::process::Child, when: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the daemon did not exit {when}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -303,10 +303,16 @@ pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 /// Sends SIGTERM to a child process.
 #[allow(dead_code)]
 pub fn sigterm(child: &std::process::Child) {
+    signal(child, "-TERM");
+}
+
+/// Sends a signal (`kill`'s option: "-STOP", "-TERM") to a child process.
+#[allow(dead_code)]
+pub fn signal(child: &std::process::Child, sig: &str) {
     let ok = Command::new("kill")
-        .arg("-TERM")
+        .arg(sig)
         .arg(child.id().to_string())
         .status()
         .unwrap();
-    assert!(ok.success(), "kill -TERM failed");
+    assert!(ok.success(), "kill {sig} failed");
 }
