@@ -427,8 +427,8 @@ fn serve(
         unmount(mountpoint);
     }
     if session.guard.is_finished() || !is_mounted(mountpoint) {
-        // fuser then tries to unmount it again as the session ends, and
-        // warns that it could not: not worth a line.
+        // Should the session end with an error, fuser then tries to
+        // unmount it again and warns that it could not: not worth a line.
         crate::logging::mount_gone();
     }
     let joined = join_session(session);
